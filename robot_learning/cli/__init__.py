@@ -62,24 +62,24 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def positive_float(text: str) -> float:
+def _parse_float(text: str, minimum: float, inclusive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    too_small = value < minimum if inclusive else value <= minimum
+    if not math.isfinite(value) or too_small:
+        bound = ">=" if inclusive else ">"
+        raise argparse.ArgumentTypeError(f"expected a number {bound} {minimum:g}, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _parse_float(text, 0.0, inclusive=False)
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+    return _parse_float(text, 0.0, inclusive=True)
 
 
 def positive_int(text: str) -> int:
