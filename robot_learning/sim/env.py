@@ -36,6 +36,11 @@ from robot_learning.specs import FeatureSpec, SpecDict
 CAMERA_NAMES: tuple[str, ...] = ("scene", "wrist")
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'!?-"
 PHYSICS_TIMESTEP = 0.002
+UNSTABLE_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQACC,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+)
 
 
 @dataclass(frozen=True)
@@ -212,10 +217,7 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
             )
         self.controller.apply(self.data, applied)
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
-        if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0:
-            raise RuntimeError(
-                "simulation became unstable (bad qacc); this is a bug, please report"
-            )
+        self._check_stable()
         self.steps += 1
         success = self.task.success(self.model, self.data)
         if self.config.reward == "sparse":
@@ -254,6 +256,15 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
             bad = [n for n, v in zip(self._action_spec.names or (), arr) if not np.isfinite(v)]
             raise ValueError(f"action contains NaN or Inf in {bad}; the action was not executed")
         return np.clip(arr, self._action_low, self._action_high).astype(np.float32)
+
+    def _check_stable(self) -> None:
+        """MuJoCo silently resets a diverged state; surface it instead of training on it."""
+        for warning in UNSTABLE_WARNINGS:
+            if self.data.warning[warning].number > 0:
+                raise RuntimeError(
+                    f"simulation became unstable ({warning.name}) at t={self.data.time:.3f} s "
+                    f"in task {self.config.task!r}; this is a bug, please report it"
+                )
 
     def _hold_action(self) -> np.ndarray:
         """The action that keeps the arm where it is commanded (used while latency fills up)."""
