@@ -13,7 +13,6 @@ import mujoco
 import numpy as np
 
 from robot_learning.sim.kinematics import quat_yaw, wrap_angle, yaw_quat
-from robot_learning.sim.randomization import REAL_PROXY_RANGES, TRAIN_RANGES
 from robot_learning.sim.tasks.base import Task, add_free_box, free_body_pose, set_free_body_pose
 from robot_learning.specs import FeatureSpec
 
@@ -32,9 +31,6 @@ class InsertTask(Task):
     max_episode_steps = 300
     object_bodies = ("peg",)
     colored_geoms = ("peg",)
-    # a heavier-handed friction change would make the clearance meaningless; keep physics tighter
-    train_ranges = TRAIN_RANGES
-    real_proxy_ranges = REAL_PROXY_RANGES
 
     def build(self, spec: mujoco.MjSpec) -> None:
         add_free_box(
