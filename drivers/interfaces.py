@@ -230,6 +230,7 @@ class TeleopEvent(enum.Enum):
 
     SAVE = "save"  # end the episode and keep it
     DISCARD = "discard"  # end the episode and drop it
+    RERECORD = "rerecord"  # drop the episode and record it again (same episode index)
     STOP = "stop"  # end the session
 
 
