@@ -1,0 +1,1 @@
+"""One module per ``robot-learning dataset`` tool (see :mod:`robot_learning.cli.dataset`)."""

@@ -1,0 +1,16 @@
+"""``robot-learning dataset split``: not built yet in this checkout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robot_learning.cli import CLIError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("split", help="(not built yet)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: Any) -> int:
+    raise CLIError("dataset split is not built yet")
