@@ -142,28 +142,33 @@ class ImageCodec(ArrayBytesCodec):
         payload = np.frombuffer(b"".join(parts), dtype=np.uint8)
         return chunk_spec.prototype.buffer.from_array_like(payload)
 
-    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
-        raw = memoryview(chunk_bytes.to_bytes())
-        shape = tuple(chunk_spec.shape)
-        dtype = chunk_spec.dtype.to_native_dtype()
+    def decode_chunk(self, raw: bytes, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """Decode one stored chunk (the bytes of a chunk file) into ``shape``/``dtype`` frames."""
+        view = memoryview(raw)
         try:
-            (count,) = _U32.unpack_from(raw, 0)
+            (count,) = _U32.unpack_from(view, 0)
             if count != shape[0]:
                 raise ImageCodecError(f"chunk holds {count} frames, its shape says {shape[0]}")
             out = np.empty(shape, dtype=dtype)
             offset = _U32.size
             for i in range(count):
-                (length,) = _U32.unpack_from(raw, offset)
+                (length,) = _U32.unpack_from(view, offset)
                 offset += _U32.size
-                if offset + length > len(raw):
+                if offset + length > len(view):
                     raise ImageCodecError("chunk is truncated")
-                frame = self.decode_frame(bytes(raw[offset : offset + length]))
+                frame = self.decode_frame(bytes(view[offset : offset + length]))
                 out[i] = frame.reshape(shape[1:])
                 offset += length
+        except ImageCodecError:
+            raise
         except (struct.error, ValueError, RuntimeError) as exc:
-            if isinstance(exc, ImageCodecError):
-                raise
             raise ImageCodecError(f"{self.format} chunk does not decode: {exc}") from exc
+        return out
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        out = self.decode_chunk(
+            chunk_bytes.to_bytes(), tuple(chunk_spec.shape), chunk_spec.dtype.to_native_dtype()
+        )
         return chunk_spec.prototype.nd_buffer.from_ndarray_like(out)  # type: ignore[arg-type]
 
     # imagecodecs releases the GIL: run off zarr's event loop so chunks encode in parallel

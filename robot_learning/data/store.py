@@ -122,6 +122,7 @@ class EpisodeStore:
         self._episodes: list[dict[str, Any]] = []
         self._stream_ends: dict[str, np.ndarray] = {}
         self._writer: EpisodeWriter | None = None
+        self._arrays: dict[str, zarr.Array] = {}
         self.refresh()
 
     # ---- creation / opening --------------------------------------------------------------------
@@ -340,7 +341,7 @@ class EpisodeStore:
         does not decode raises :class:`StoreCorruptError` naming the episode and key.
         """
         out: dict[str, Any] = {}
-        for key in keys if keys is not None else self.array_keys():
+        for key in keys if keys is not None else [*self.array_keys(), *self.language_keys]:
             spec = self.features[key]
             if spec.kind == "language":
                 out[key] = self.episode_meta(index).get("language", {}).get(key, "")
@@ -479,7 +480,9 @@ class EpisodeStore:
             for arr in (self.array(key), self.timestamps_array(key)):
                 extra = arr.shape[0] - keep
                 if extra > 0:
+                    old_rows = arr.shape[0]
                     arr.resize((keep, *arr.shape[1:]))
+                    self._prune_chunk_dirs(arr, keep, old_rows)
                     if arr.path.startswith(L.DATA):
                         report.rows_dropped[key] = extra
         main = [k for k in self.array_keys() if k not in self.async_streams]
@@ -488,6 +491,15 @@ class EpisodeStore:
             partial.unlink(missing_ok=True)
             report.partial_files_removed += 1
         return report
+
+    def _prune_chunk_dirs(self, arr: zarr.Array, keep: int, old_rows: int) -> None:
+        """Remove the chunk directories zarr leaves behind (empty) when an array shrinks."""
+        rows_per_chunk = int(arr.chunks[0])
+        first = -(-keep // rows_per_chunk)
+        last = -(-old_rows // rows_per_chunk)
+        base = self.root / arr.path / "c"
+        for i in range(first, last):
+            shutil.rmtree(base / str(i), ignore_errors=True)
 
     def _repair(self) -> None:
         report = self.truncate_to_committed()
@@ -501,8 +513,19 @@ class EpisodeStore:
         return [dict(e) for e in cast("list[dict[str, Any]]", raw)]
 
     def _array(self, path: str) -> zarr.Array:
+        """Array handle; cached while this store writes (its resizes keep the handle current).
+
+        Writers write every chunk, even one equal to the fill value, so a missing chunk file
+        of a committed row is always corruption, never "all zeros".
+        """
+        cached = self._arrays.get(path)
+        if cached is not None:
+            return cached
         node = self.group[path]
         assert isinstance(node, zarr.Array)
+        if self.mode == "a":
+            node = node.with_config({"write_empty_chunks": True})
+            self._arrays[path] = node
         return node
 
     def _main_lengths(self) -> dict[str, int]:

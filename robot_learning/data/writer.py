@@ -75,6 +75,9 @@ class EpisodeWriter:
         """
         self._check_open("add_step")
         self._raise_pool_error()
+        for key in values:
+            if key in self.store.async_streams:
+                raise SpecError(f"{key!r} is recorded at its own rate: use add_sample()")
         missing = [k for k in self._main if k not in values]
         if missing:
             raise SpecError(f"step is missing features {missing}; the store records {self._main}")
@@ -85,8 +88,6 @@ class EpisodeWriter:
                 f"{self.store.features.names()}"
             )
         for key in values:
-            if key in self.store.async_streams:
-                raise SpecError(f"{key!r} is recorded at its own rate: use add_sample()")
             check_value(key, self.store.features[key], values[key], what="step")
         for key in self.store.language_keys:
             if key in values:
