@@ -19,7 +19,6 @@ from robot_learning.data import (
     StoreCorruptError,
     StoreError,
     StoreFormatError,
-    StoreFullError,
     StoreLockedError,
     StoreNotFoundError,
     StoreReadOnlyError,
@@ -254,7 +253,7 @@ def test_bad_input_errors_name_the_problem(tmp_path: Path) -> None:
         bad["cam_rgb"] = np.zeros((10, 10, 3), np.uint8)
         with pytest.raises(SpecError, match="'cam_rgb' has shape"):
             writer.add_step(bad, 0.0)
-        with pytest.raises(SpecError, match="unknown|does not record"):
+        with pytest.raises(SpecError, match="does not record"):
             writer.add_step({**step_values(0, 0), "gripper": np.zeros(1)}, 0.0)
         with pytest.raises(StoreError, match="no steps"):
             writer.commit()
