@@ -71,13 +71,15 @@ def split_windows(stamps: np.ndarray, gap_s: float | None) -> list[tuple[int, in
     """
     if gap_s is None or not len(stamps):
         return [ALL_TIME]
-    breaks = np.flatnonzero(np.diff(stamps) > int(round(gap_s * NS)))
+    breaks = np.flatnonzero(np.diff(stamps) > round(gap_s * NS))
     starts = np.concatenate([stamps[:1], stamps[breaks + 1]])
     ends = np.concatenate([stamps[breaks], stamps[-1:]])
     return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
-def align(streams: Mapping[str, Stream], fps: float, window: tuple[int, int] = ALL_TIME) -> Timeline:
+def align(
+    streams: Mapping[str, Stream], fps: float, window: tuple[int, int] = ALL_TIME
+) -> Timeline:
     """Zero-order-hold every stream onto ticks at ``fps`` inside ``window``.
 
     The first tick is the moment every stream has its first sample (earlier ticks would have
@@ -94,9 +96,7 @@ def align(streams: Mapping[str, Stream], fps: float, window: tuple[int, int] = A
     start = max(int(streams[k].stamps[lo]) for k, (lo, _) in bounds.items())
     stop = min(int(streams[k].stamps[hi - 1]) for k, (_, hi) in bounds.items())
     if stop < start:
-        return Timeline(
-            np.zeros(0, np.int64), empty_reason="its streams do not overlap in time"
-        )
+        return Timeline(np.zeros(0, np.int64), empty_reason="its streams do not overlap in time")
     period = NS / fps
     count = int(np.floor((stop - start) / period + 1e-9)) + 1
     ticks = start + np.round(np.arange(count) * period).astype(np.int64)

@@ -90,14 +90,17 @@ class Converter:
         raise NotImplementedError
 
     def _fix_shape(self, value: np.ndarray) -> np.ndarray:
-        if self.shape is None:
-            self.shape = value.shape
-        elif value.shape != self.shape:
-            raise McapImportError(
-                f"{self.where}: a message has {value.shape} values, earlier ones had "
-                f"{self.shape}; a feature needs a fixed shape"
-            )
+        self._check_shape(value.shape)
         return value
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if self.shape is None:
+            self.shape = shape
+        elif shape != self.shape:
+            raise McapImportError(
+                f"{self.where}: a message has shape {shape}, earlier ones had {self.shape}; "
+                "a feature needs a fixed shape"
+            )
 
     def spec(self) -> FeatureSpec:
         if self.shape is None:
@@ -210,8 +213,7 @@ class ImageConverter(Converter):
                 f"{self.where}: encoding {msg.encoding!r} cannot become a {self.kind} feature; "
                 f"supported: {list(valid)}"
             )
-        shape = (int(msg.height), int(msg.width)) + ((3,) if self.kind == "rgb" else ())
-        self._fix_shape(np.empty(shape, dtype=np.uint8))
+        self._check_shape((int(msg.height), int(msg.width)) + ((3,) if self.kind == "rgb" else ()))
         channels, itemsize = self._layout(encoding)
         if int(msg.step) < int(msg.width) * channels * itemsize or len(msg.data) < int(
             msg.step

@@ -8,25 +8,25 @@ names the episode and key. Rows past the last commit (a killed writer's tail) ar
 not a problem: the next write open repairs them.
 
 zarr returns the fill value for a chunk file that does not exist, so a deleted image chunk would
-read back as a black frame; image chunks are therefore checked for existence too. (zarr also
-skips writing a chunk that equals the fill value, so an all-zero frame has no chunk file either:
-such frames are reported as missing.)
+read back as a black frame; image chunks are therefore checked for existence too. The store's
+writers write every chunk, even one equal to the fill value, so a missing chunk file of a
+committed frame is always damage.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
 from zarr.core.sync import sync
 
 from robot_learning.data import layout as L
+from robot_learning.data.codecs import CODEC_ID
 from robot_learning.data.store import EPISODE_FIELDS, EpisodeStore
 
 LOG = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ class TailReport:
             parts.append(f"{self.episodes} uncommitted episode record(s)")
         extra = {k: v for k, v in self.rows.items() if v}
         if extra:
-            parts.append("rows past the commit: " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+            parts.append(
+                "rows past the commit: " + ", ".join(f"{k}: {v}" for k, v in extra.items())
+            )
         return "; ".join(parts) + " (repaired on the next write open)"
 
     def to_json(self) -> dict[str, Any]:
@@ -129,7 +131,7 @@ def raw_episode_ends(store: EpisodeStore) -> np.ndarray:
 
 
 def raw_episode_records(store: EpisodeStore) -> list[Any]:
-    return list(store.group[L.META].attrs.get("episodes") or [])
+    return list(cast("list[Any]", store.group[L.META].attrs.get("episodes") or []))
 
 
 def committed_rows(store: EpisodeStore, key: str) -> int:
@@ -273,7 +275,9 @@ def _check_key(store: EpisodeStore, key: str, report: VerifyReport, quick: bool)
         )
         return
     if ts.ndim != 1 or ts.dtype != np.float64:
-        report.problems.append(Problem(f"timestamps are {ts.shape}/{ts.dtype}, not float64 rows"))
+        report.problems.append(
+            Problem(f"timestamps are {ts.shape}/{ts.dtype}, not float64 rows", key=key)
+        )
     if store.n_episodes == 0:
         return
     if key in store.async_streams:
@@ -349,13 +353,14 @@ def _check_timestamps(key: str, ts: zarr.Array, ends: np.ndarray, report: Verify
         full = np.concatenate([previous[-1:], block])
         diffs = np.diff(full)
         drow = rows[len(rows) - len(diffs) :]
-        bad = np.concatenate([bad, [r for r, d in zip(drow, diffs) if d < 0 and r not in starts]])
+        back = [int(r) for r, d in zip(drow, diffs) if d < 0 and int(r) not in starts]
+        bad = np.concatenate([bad, back])
         for row in np.unique(bad).astype(int):
             ep = int(episode_of_rows(ends, np.array([row]))[0])
             if ep in flagged:
                 continue
             flagged.add(ep)
-            value = float(ts[row])
+            value = float(np.asarray(ts[row]))
             why = "not finite" if not np.isfinite(value) else "earlier than the previous row"
             report.problems.append(
                 Problem(f"timestamp {value!r} is {why} (first such row)", ep, key, row)
@@ -375,7 +380,9 @@ def _check_lowdim(key: str, arr: zarr.Array, ends: np.ndarray, report: VerifyRep
             ep = int(episode_of_rows(ends, np.array([row]))[0])
             if ep not in seen:
                 seen.add(ep)
-                report.problems.append(Problem("value is NaN or Inf (first such row)", ep, key, row))
+                report.problems.append(
+                    Problem("value is NaN or Inf (first such row)", ep, key, row)
+                )
 
     _read_blocks(key, arr, ends, report, "blosc", check)
 
@@ -392,8 +399,7 @@ def _check_image_chunks(
             if chunk_key(arr, row) not in present:
                 report.problems.append(
                     Problem(
-                        f"chunk file {chunk_key(arr, row)} is missing (reads back as an "
-                        "all-zero frame)",
+                        f"chunk file {chunk_key(arr, row)} is missing",
                         ep,
                         key,
                         row,
@@ -414,17 +420,26 @@ def _check_image_chunks(
                     arr[row]
                     report.frames_decoded += 1
                 except Exception as exc:
-                    report.problems.append(
-                        Problem(f"{fmt} chunk does not decode: {_err(exc)}", ep, key, row)
-                    )
+                    message = f"step {row - start}: {fmt} chunk does not decode: {_err(exc)}"
+                    report.problems.append(Problem(message, ep, key, row))
+
+
+def array_codecs(arr: zarr.Array) -> list[dict[str, Any]]:
+    """The codec chain in the array's zarr metadata: ``[{"name", "configuration"}, ...]``."""
+    meta = cast("dict[str, Any]", arr.metadata.to_dict())
+    return [dict(c) for c in meta.get("codecs") or ()]
+
+
+def image_codec_config(arr: zarr.Array) -> dict[str, Any]:
+    """``{format, quality}`` of an image array's codec, or ``{}`` when it has none."""
+    for codec in array_codecs(arr):
+        if codec.get("name") == CODEC_ID:
+            return dict(codec.get("configuration") or {})
+    return {}
 
 
 def _codec_format(arr: zarr.Array) -> str:
-    for codec in arr.metadata.to_dict().get("codecs", ()):
-        config = codec.get("configuration") or {}
-        if "format" in config:
-            return str(config["format"])
-    return "image"
+    return str(image_codec_config(arr).get("format", "image"))
 
 
 def _err(exc: BaseException) -> str:
@@ -432,16 +447,15 @@ def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-# keep asyncio imported for the coroutine helpers above on every Python this package supports
-_ = asyncio
-
 __all__ = [
     "Problem",
     "TailReport",
     "VerifyReport",
+    "array_codecs",
     "chunk_key",
     "committed_rows",
     "existing_chunk_keys",
+    "image_codec_config",
     "raw_episode_ends",
     "raw_episode_records",
     "uncommitted_tail",
