@@ -31,6 +31,9 @@ class DriverUnavailableError(RuntimeError):
 # name -> (pip package the driver needs, human-readable device)
 _REQUIREMENTS: dict[str, tuple[str, str]] = {
     "ur5e": ("ur-rtde", "UR5e hardware driver"),
+    "spacemouse": ("pyspacemouse", "SpaceMouse teleop"),
+    "gamepad": ("pygame", "gamepad teleop"),
+    "leader": ("dynamixel-sdk", "Dynamixel leader-arm teleop"),
 }
 
 
@@ -59,6 +62,26 @@ TELEOPS.register(
     "scripted",
     "drivers.teleop.scripted:ScriptedTeleop",
     "sim scripted expert (reads privileged sim state; sim robots only)",
+)
+TELEOPS.register(
+    "keyboard",
+    "drivers.teleop.keyboard:KeyboardTeleop",
+    "terminal keys: i/k j/l u/o move, I/K J/L U/O rotate, space gripper (ee-delta robots)",
+)
+TELEOPS.register(
+    "spacemouse",
+    "drivers.teleop.spacemouse:SpaceMouseTeleop",
+    "3Dconnexion SpaceMouse via pyspacemouse/hidapi (ee-delta robots)",
+)
+TELEOPS.register(
+    "gamepad",
+    "drivers.teleop.gamepad:GamepadTeleop",
+    "Xbox/PlayStation-style gamepad via pygame (ee-delta robots)",
+)
+TELEOPS.register(
+    "leader",
+    "drivers.teleop.leader:LeaderArmTeleop",
+    "Dynamixel leader arm, GELLO/ALOHA style; needs calibration= (joint-mode robots)",
 )
 
 
