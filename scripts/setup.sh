@@ -28,9 +28,11 @@ VENV_DIR="${REPO_ROOT}/.venv"
 VPY="${VENV_DIR}/bin/python"
 STAMP_FILE="${VENV_DIR}/.setup-stamp"
 
-# Extras installed for development and CI. Not here: realsense/tactile/teleop (hardware only),
-# vla (sentence-transformers pulls transformers), sim (empty: MuJoCo is a core dependency).
-SETUP_EXTRAS="${SETUP_EXTRAS:-dev,ros,train,data}"
+# Extras installed for development and CI. teleop is here because its vendor libraries are
+# tested against protocol emulators. Not here: realsense/tactile (hardware only), vla
+# (sentence-transformers pulls transformers), viz (rerun-sdk, ~500 MB), sim (empty: MuJoCo is
+# a core dependency).
+SETUP_EXTRAS="${SETUP_EXTRAS:-dev,ros,train,data,teleop}"
 # "+cpu" makes pip accept only the CPU build: never the multi-GB CUDA wheel from PyPI.
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0+cpu}"
 TORCH_WHEEL_DIR="${TORCH_WHEEL_DIR:-/opt/wheels}"
