@@ -148,7 +148,7 @@ def test_killed_writer_loses_only_the_uncommitted_episode(tmp_path: Path) -> Non
     store = EpisodeStore.open(path, "a")
     report = store.repair_report
     assert report.repaired and report.episodes_dropped == 1
-    assert report.rows_dropped["cam_rgb"] >= 70 and report.steps_dropped >= 70
+    assert report.rows_dropped["cam_rgb"] == 70 and report.steps_dropped == 70  # frames written
     assert store.array("cam_rgb").shape[0] == 10
     write_episode(store, 2, 3)
     store.close()
@@ -176,6 +176,10 @@ def test_second_writer_is_refused_and_lock_dies_with_its_process(tmp_path: Path)
     with pytest.raises(StoreLockedError, match=f"pid {os.getpid()}"):
         EpisodeStore.open(path, "a")
     first.close()
+    fresh = EpisodeStore.create(tmp_path / "new.zarr", FEATURES, fps=20)
+    with pytest.raises(StoreLockedError):  # the creator holds the lock from the first moment
+        EpisodeStore.open(tmp_path / "new.zarr", "a")
+    fresh.close()
     holder = subprocess.Popen(
         [
             sys.executable,

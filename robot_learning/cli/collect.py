@@ -1,16 +1,459 @@
-"""``robot-learning collect``: not built yet in this checkout."""
+"""``robot-learning collect``: record teleoperated demonstrations into an episode store.
+
+Why the order of operations: every check that can refuse (robot and device names, the device's
+action spec against the robot's, the store path, a resumed store's features and rate) runs
+before anything is written, so a typo never leaves an empty store behind. Recording itself is
+:class:`~robot_learning.data.collect_loop.CollectSession`; this module wires devices, the store,
+operator keys, the status line and signals around it. See ``docs/collect.md``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from robot_learning.cli import CLIError
+from robot_learning.cli import (
+    PROGRESS,
+    CLIError,
+    non_negative_float,
+    parse_size,
+    positive_float,
+    positive_int,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from drivers.interfaces import Robot, TeleopDevice
+    from robot_learning.data.collect_events import EventSource
+    from robot_learning.data.store import EpisodeStore
+
+LOG = logging.getLogger(__name__)
+SIM_DEFAULT_CAMERAS = "scene,wrist"
+SIM_DEFAULT_IMAGE_SIZE = (96, 96)
+HARDWARE_DEFAULT_HZ = 20.0
+HARDWARE_DEFAULT_EPISODE_S = 60.0
+HARDWARE_DEFAULT_RESET_S = 5.0
+EXIT_INTERRUPTED = 130
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("collect", help="(not built yet)")
-    parser.set_defaults(handler=_run)
+    p = subparsers.add_parser(
+        "collect",
+        help="record teleoperated demonstrations into an episode store",
+        description=(
+            "Record demonstrations from a teleop device driving a robot (sim or hardware) into "
+            "a Zarr episode store. Keys while recording: s save, d discard, r re-record, "
+            "q stop. Ctrl-C discards the episode in progress and keeps the saved ones."
+        ),
+    )
+    p.add_argument("--robot", required=True, help="robot name, e.g. sim:lift (see 'sim list')")
+    p.add_argument(
+        "--teleop",
+        required=True,
+        help="teleop device: keyboard | spacemouse | gamepad | leader | scripted",
+    )
+    p.add_argument(
+        "--teleop-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="device option, repeatable (e.g. calibration=leader.yaml, port=/dev/ttyUSB0, "
+        "speed=0.3); see docs/teleop.md",
+    )
+    p.add_argument(
+        "--episodes", type=positive_int, required=True, help="episodes to save in this session"
+    )
+    p.add_argument("--out", required=True, metavar="STORE", help="episode store directory")
+    p.add_argument("--task", default=None, help="task text stored with every episode")
+    p.add_argument(
+        "--resume", action="store_true", help="append to an existing store (numbering continues)"
+    )
+    p.add_argument(
+        "--fps",
+        type=positive_float,
+        default=None,
+        help="control/recording rate in Hz (default: the robot's; sim: 20)",
+    )
+    p.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="sim only: run as fast as possible instead of at --fps wall-clock rate",
+    )
+    p.add_argument("--operator", default=None, help="operator name (default: $USER)")
+    p.add_argument(
+        "--cameras",
+        default=None,
+        help=f"sim cameras, comma separated, or 'none' (default: {SIM_DEFAULT_CAMERAS})",
+    )
+    p.add_argument(
+        "--control-mode",
+        choices=("ee_delta", "joint"),
+        default=None,
+        help="sim action space (default: ee_delta; the leader arm needs joint)",
+    )
+    p.add_argument(
+        "--image-size", type=parse_size, default=None, metavar="HxW", help="sim camera size"
+    )
+    p.add_argument(
+        "--image-format",
+        choices=("jpeg", "png", "jpegxl"),
+        default="jpeg",
+        help="how camera frames are stored (default: jpeg)",
+    )
+    p.add_argument(
+        "--image-quality", type=positive_int, default=90, help="jpeg/jpegxl quality 1-100"
+    )
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed SEED+i (sim)")
+    p.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=None,
+        help="episode step limit (default: the sim task's; hardware: 60 s worth)",
+    )
+    p.add_argument(
+        "--reset-time",
+        type=non_negative_float,
+        default=None,
+        metavar="S",
+        help="pause between episodes to reset the scene (default: 0 sim, 5 s hardware)",
+    )
+    p.add_argument(
+        "--review",
+        action="store_true",
+        help="when an episode ends by itself, wait for s/d/r/q instead of saving it",
+    )
+    p.add_argument(
+        "--no-keys", action="store_true", help="do not read session keys from the terminal"
+    )
+    p.add_argument("--json", action="store_true", help="final summary as one JSON object")
+    p.set_defaults(handler=run)
 
 
-def _run(args: Any) -> int:
-    raise CLIError("collect is not built yet")
+# ---- set-up: every refusal happens here, before anything is written ----------------------------
+def _robot_kwargs(args: argparse.Namespace, is_sim: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    cameras = (
+        args.cameras if args.cameras is not None else (SIM_DEFAULT_CAMERAS if is_sim else None)
+    )
+    if cameras is not None:
+        names = [] if cameras.strip().lower() in ("", "none") else cameras.split(",")
+        kwargs["cameras"] = tuple(c.strip() for c in names if c.strip())
+    if args.image_size is not None or is_sim:
+        kwargs["image_size"] = args.image_size or SIM_DEFAULT_IMAGE_SIZE
+    if args.control_mode is not None:
+        kwargs["control_mode"] = args.control_mode
+    if is_sim:
+        if args.fps is not None:
+            kwargs["control_hz"] = args.fps
+        if args.max_steps is not None:
+            kwargs["max_episode_steps"] = args.max_steps
+    return kwargs
+
+
+def build_robot(args: argparse.Namespace) -> Robot:
+    from drivers.registry import SIM_PREFIX, DriverUnavailableError, make_robot
+
+    is_sim = args.robot.startswith(SIM_PREFIX)
+    if args.no_realtime and not is_sim:
+        raise CLIError(f"--no-realtime is for sim robots only; {args.robot!r} runs in real time")
+    kwargs = _robot_kwargs(args, is_sim)
+    try:
+        return make_robot(args.robot, **kwargs)
+    except DriverUnavailableError as exc:
+        raise CLIError(str(exc)) from exc
+    except (ValueError, TypeError) as exc:
+        given = ", ".join(f"--{k.replace('_', '-')}" for k in kwargs) or "no options"
+        raise CLIError(f"robot {args.robot!r} rejected the options ({given}): {exc}") from exc
+
+
+def build_teleop(args: argparse.Namespace, robot: Robot) -> TeleopDevice:
+    from drivers.registry import DriverUnavailableError, make_teleop
+
+    options = parse_teleop_options(args.teleop_opt)
+    try:
+        return make_teleop(args.teleop, robot=robot, **options)
+    except DriverUnavailableError as exc:
+        raise CLIError(str(exc)) from exc
+    except (TypeError, ValueError, ImportError, OSError, RuntimeError) as exc:
+        raise CLIError(f"teleop {args.teleop!r} cannot drive robot {args.robot!r}: {exc}") from exc
+
+
+def parse_teleop_options(items: list[str]) -> dict[str, Any]:
+    """``["speed=0.3", "port=/dev/ttyUSB0"]`` -> ``{"speed": 0.3, "port": "/dev/ttyUSB0"}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise CLIError(f"--teleop-opt {item!r}: expected KEY=VALUE, e.g. speed=0.3")
+        value: Any = text
+        for convert in (int, float):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                continue
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        options[key.strip()] = value
+    return options
+
+
+def check_teleop_name(name: str) -> None:
+    from drivers.registry import TELEOPS
+
+    if name not in TELEOPS:
+        raise CLIError(f"unknown teleop {name!r}; valid teleop names: {', '.join(TELEOPS.names())}")
+
+
+# ---- run -----------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    from drivers.registry import SIM_PREFIX
+    from drivers.teleop.session_keys import session_key_help
+    from robot_learning.data.collect_loop import CollectSession, SessionConfig
+    from robot_learning.data.collect_status import StatusReporter
+    from robot_learning.data.collect_store import check_target
+    from robot_learning.data.errors import StoreError, StoreFullError
+    from robot_learning.specs import SpecDict, SpecError
+
+    out = Path(args.out)
+    is_sim = args.robot.startswith(SIM_PREFIX)
+    try:
+        check_target(out, args.resume)
+    except StoreError as exc:
+        raise CLIError(str(exc)) from exc
+    check_teleop_name(args.teleop)
+    _check_image_options(args)
+    started = time.monotonic()
+    robot = build_robot(args)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_sigterm_as_interrupt())
+        _connect(robot, stack, "robot", args.robot)
+        teleop = build_teleop(args, robot)
+        _connect(teleop, stack, "teleop", args.teleop)
+        try:
+            teleop.check_robot(robot)
+        except SpecError as exc:
+            raise CLIError(
+                f"teleop {args.teleop!r} does not fit robot {args.robot!r}: {exc}"
+            ) from exc
+        act_spec = robot.action_spec()
+        features = SpecDict({**robot.observation_spec().features, **act_spec.features})
+        fps = _control_rate(args, robot, is_sim)
+        config = SessionConfig(
+            episodes=args.episodes,
+            max_steps=_max_steps(args, robot, is_sim, fps),
+            fps=fps,
+            realtime=not args.no_realtime,
+            task=args.task if args.task is not None else _default_task(args.robot, is_sim),
+            operator=args.operator if args.operator is not None else os.environ.get("USER", ""),
+            source=f"teleop:{args.teleop}",
+            seed=args.seed,
+            auto_save=not args.review,
+            reset_time_s=_reset_time(args, is_sim),
+        )
+        events = _key_events(args, teleop, stack)
+        has_keys = bool(events) or bool(getattr(teleop, "uses_terminal", False))
+        if args.review and not has_keys:
+            raise CLIError("--review needs operator keys (a terminal on stdin, no --no-keys)")
+        store = _open_store(args, out, features, tuple(act_spec.names()), fps)
+        stack.callback(store.close)
+        session = CollectSession(robot, teleop, store, config, events=events)
+        reporter = StatusReporter(
+            session.stats,
+            out,
+            sys.stderr,
+            enabled=not args.quiet,
+            help_line=session_key_help() if has_keys else "",
+        )
+        session.on_event = reporter.event
+        _announce(reporter, store, config, args)
+        interrupted = False
+        reporter.start()
+        try:
+            session.run()
+        except KeyboardInterrupt:
+            interrupted = True
+        except StoreFullError as exc:
+            raise CLIError(str(exc), exit_code=1) from exc
+        except (SpecError, RuntimeError, OSError) as exc:  # a device failed mid-session
+            raise CLIError(
+                f"recording stopped after {session.stats.episodes_saved} saved episode(s) (the "
+                f"episode in progress was discarded): {type(exc).__name__}: {exc}",
+                exit_code=1,
+            ) from exc
+        finally:
+            reporter.stop()
+        summary = _summary(session, store, time.monotonic() - started, interrupted)
+    _report(summary, args)
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _check_image_options(args: argparse.Namespace) -> None:
+    from robot_learning.data.codecs import available_formats
+
+    if args.image_format not in available_formats():
+        raise CLIError(
+            f"--image-format {args.image_format}: not available in this installation; "
+            f"available: {', '.join(available_formats())}"
+        )
+    if not 1 <= args.image_quality <= 100:
+        raise CLIError(f"--image-quality must be 1..100, got {args.image_quality}")
+
+
+def _connect(device: Any, stack: contextlib.ExitStack, what: str, name: str) -> None:
+    try:
+        device.connect()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CLIError(f"cannot connect {what} {name!r}: {exc}") from exc
+    stack.callback(device.disconnect)
+
+
+def _control_rate(args: argparse.Namespace, robot: Robot, is_sim: bool) -> float:
+    if args.fps is not None:
+        return float(args.fps)
+    if is_sim:
+        return float(robot.env.config.control_hz)  # type: ignore[attr-defined]
+    return float(getattr(robot, "control_hz", HARDWARE_DEFAULT_HZ))
+
+
+def _max_steps(args: argparse.Namespace, robot: Robot, is_sim: bool, fps: float) -> int:
+    if args.max_steps is not None:
+        return int(args.max_steps)
+    if is_sim:
+        return int(robot.env.max_episode_steps)  # type: ignore[attr-defined]
+    return max(1, round(HARDWARE_DEFAULT_EPISODE_S * fps))
+
+
+def _reset_time(args: argparse.Namespace, is_sim: bool) -> float:
+    if args.reset_time is not None:
+        return float(args.reset_time)
+    return 0.0 if is_sim else HARDWARE_DEFAULT_RESET_S
+
+
+def _default_task(robot: str, is_sim: bool) -> str:
+    return robot.split(":", 1)[1] if is_sim else ""
+
+
+def _key_events(
+    args: argparse.Namespace, teleop: TeleopDevice, stack: contextlib.ExitStack
+) -> list[EventSource]:
+    """Session keys from standard input, unless the device reads the terminal itself."""
+    if args.no_keys or getattr(teleop, "uses_terminal", False):
+        return []
+    from drivers.teleop.terminal import TerminalKeys
+    from robot_learning.data.collect_events import KeyEvents
+
+    keys = TerminalKeys(sys.stdin)
+    try:
+        keys.open()
+    except (RuntimeError, OSError, ValueError) as exc:
+        LOG.warning("no session keys (%s); episodes end by themselves or with Ctrl-C", exc)
+        return []
+    stack.callback(keys.close)
+    return [KeyEvents(keys)]
+
+
+def _open_store(
+    args: argparse.Namespace, out: Path, features: Any, actions: tuple[str, ...], fps: float
+) -> EpisodeStore:
+    from robot_learning.data.collect_store import create_store, open_for_resume
+    from robot_learning.data.errors import StoreError
+    from robot_learning.specs import SpecError
+
+    try:
+        if args.resume:
+            return open_for_resume(out, features, actions=actions, fps=fps)
+        return create_store(
+            out,
+            features,
+            actions=actions,
+            fps=fps,
+            robot=args.robot,
+            image_format=args.image_format,
+            image_quality=args.image_quality,
+        )
+    except (StoreError, SpecError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _announce(reporter: Any, store: EpisodeStore, config: Any, args: argparse.Namespace) -> None:
+    """One line saying what is about to happen (the store logs its own repair report)."""
+    verb = "resuming" if args.resume else "created"
+    rate = (
+        f"at {config.fps:g} Hz"
+        if config.realtime
+        else f"as fast as possible ({config.fps:g} Hz sim time)"
+    )
+    reporter.event(
+        f"{verb} {store.root}: {store.n_episodes} episode(s) stored; recording {config.episodes} "
+        f"more from {args.teleop} on {args.robot} {rate}, up to {config.max_steps} steps each"
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes the Ctrl-C path: discard the open episode, close the store, exit 130."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _summary(session: Any, store: EpisodeStore, wall_s: float, interrupted: bool) -> dict[str, Any]:
+    from robot_learning.data.collect_status import disk_usage
+
+    stats = session.stats
+    return {
+        "store": str(store.root),
+        "episodes_saved": stats.episodes_saved,
+        "episodes_discarded": stats.episodes_discarded,
+        "episodes_rerecorded": stats.episodes_rerecorded,
+        "episodes_in_store": store.n_episodes,
+        "steps": stats.steps_saved,
+        "successes": stats.successes,
+        "loop_rate_hz": round(stats.achieved_rate_hz(), 3),
+        "target_hz": session.config.fps if session.config.realtime else 0.0,
+        "overruns": stats.overruns,
+        "max_late_ms": round(stats.max_late_ms, 3),
+        "dropped_frames": stats.dropped_frames,
+        "backpressure_waits": stats.backpressure_waits,
+        "bytes": disk_usage(store.root),
+        "repair": store.repair_report.to_json(),
+        "stopped": stats.stopped,
+        "interrupted": interrupted,
+        "wall_s": round(wall_s, 3),
+    }
+
+
+def _report(summary: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(summary)
+        return
+    from robot_learning.data.collect_status import human_bytes
+
+    how = "interrupted: " if summary["interrupted"] else ""
+    print(
+        f"{how}saved {summary['episodes_saved']} episode(s), {summary['steps']} steps "
+        f"({summary['successes']} successful); discarded {summary['episodes_discarded']}, "
+        f"re-recorded {summary['episodes_rerecorded']}; loop {summary['loop_rate_hz']:.1f} Hz, "
+        f"{summary['overruns']} overrun(s); {summary['store']} holds "
+        f"{summary['episodes_in_store']} episode(s), {human_bytes(summary['bytes'])}"
+    )
+    PROGRESS.debug("collect summary: %s", summary)

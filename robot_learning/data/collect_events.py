@@ -14,7 +14,7 @@ from drivers.teleop.session_keys import event_for_key
 
 
 class _Position(Protocol):
-    """Where the session is: a :class:`~robot_learning.data.collect_loop.SessionStats`."""
+    """Where the session is: a :class:`~robot_learning.data.collect_state.SessionStats`."""
 
     attempt: int
     step: int

@@ -14,17 +14,16 @@ an overrunning loop shows up as gaps in the data, never as fabricated regular st
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from drivers.interfaces import Robot, TeleopDevice, TeleopEvent
 from robot_learning.data.collect_events import EventSource
+from robot_learning.data.collect_state import Outcome, SessionConfig, SessionStats
 from robot_learning.data.rate import RateTimer
 from robot_learning.data.store import EpisodeStore
 from robot_learning.data.writer import EpisodeWriter
@@ -32,58 +31,6 @@ from robot_learning.types import Observation
 
 LOG = logging.getLogger(__name__)
 ACTION_KEY = "action"
-
-
-class Outcome(enum.Enum):
-    SAVED = "saved"
-    DISCARDED = "discarded"
-    RERECORD = "rerecord"
-    STOPPED = "stopped"  # stop key mid-episode: the episode is discarded
-
-
-@dataclass
-class SessionConfig:
-    """What to record and how fast; see ``docs/collect.md`` for the policies behind each field."""
-
-    episodes: int
-    max_steps: int
-    fps: float  # control rate (Hz); the store's nominal fps
-    realtime: bool = True  # False: run as fast as possible (sim only)
-    task: str = ""
-    operator: str = ""
-    source: str = ""
-    seed: int = 0
-    auto_save: bool = True  # end of episode (success / limit) commits it without a key
-    reset_time_s: float = 0.0  # pause between episodes for the operator to reset the scene
-
-
-@dataclass
-class SessionStats:
-    """Live counters, written by the loop thread and read by the status thread."""
-
-    episodes_target: int = 0
-    episode: int = 0  # store index of the episode being recorded
-    attempt: int = 0  # episode attempts so far (saved, discarded, re-recorded)
-    step: int = 0  # steps recorded in the current attempt
-    phase: str = "starting"
-    episodes_saved: int = 0
-    episodes_discarded: int = 0
-    episodes_rerecorded: int = 0
-    steps_saved: int = 0
-    steps_recorded: int = 0  # including discarded attempts
-    successes: int = 0
-    overruns: int = 0  # ticks that ran past their deadline (real-time mode)
-    dropped_frames: int = 0  # camera frames whose timestamp did not advance (a stale frame)
-    backpressure_waits: int = 0  # times the loop waited for the image encoder pool
-    loop_rate_hz: float = 0.0  # recent achieved tick rate
-    loop_s: float = 0.0  # wall seconds spent in recording loops
-    stopped: bool = False
-    interrupted: bool = False
-    max_late_ms: float = 0.0
-
-    def achieved_rate_hz(self) -> float:
-        """Recorded steps per wall second over every attempt (resets excluded)."""
-        return self.steps_recorded / self.loop_s if self.loop_s > 0 else 0.0
 
 
 class CollectSession:
@@ -209,8 +156,9 @@ class CollectSession:
                 stats.overruns = overruns_before + rate.overruns
                 stats.max_late_ms = max(stats.max_late_ms, rate.max_late_s * 1e3)
         finally:
-            if tick_times:
-                stats.loop_s += self._clock() - tick_times[0]
+            if len(tick_times) > 1:
+                stats.loop_s += tick_times[-1] - tick_times[0]
+                stats.loop_intervals += len(tick_times) - 1
         episode_hz = _tick_rate(tick_times)
         return self._finish(
             writer, outcome, reason, seed, episode_hz, stats.overruns - overruns_before

@@ -2,7 +2,7 @@
 
 Why a thread: the status line (and the disk-usage scan of the store, which walks thousands of
 chunk files) must never cost the control loop a deadline. The loop only bumps counters in a
-:class:`~robot_learning.data.collect_loop.SessionStats`; this thread reads them ~2x/s. On a
+:class:`~robot_learning.data.collect_state.SessionStats`; this thread reads them ~2x/s. On a
 terminal the line is redrawn in place; otherwise (a log file, a pipe) it becomes a plain log line
 every few seconds, and episode outcomes are always logged as lines.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from robot_learning.data.collect_loop import SessionStats
+    from robot_learning.data.collect_state import SessionStats
 
 LOG = logging.getLogger("robot_learning.cli.collect")
 CLEAR_LINE = "\r\x1b[K"
@@ -98,6 +98,7 @@ class StatusReporter:
         self.is_tty = enabled and _isatty(stream)
         self.store_bytes = 0
         self._disk_at = -1e9
+        self._disk_interval = disk_every_s
         self._log_at = time.monotonic()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -131,14 +132,17 @@ class StatusReporter:
             LOG.info("%s", message)
 
     def refresh_disk(self) -> int:
+        """Re-scan the store; a big store is scanned less often (at most ~5% of the time)."""
+        t0 = time.monotonic()
         self.store_bytes = disk_usage(self.store_root)
         self._disk_at = time.monotonic()
+        self._disk_interval = max(self.disk_every_s, 20 * (self._disk_at - t0))
         return self.store_bytes
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             now = time.monotonic()
-            if now - self._disk_at >= self.disk_every_s:
+            if now - self._disk_at >= self._disk_interval:
                 self.refresh_disk()
             line = format_status(self.stats, self.store_bytes, self.help_line)
             if self.is_tty:

@@ -154,7 +154,8 @@ class EpisodeStore:
         lock = WriterLock(root)
         lock.acquire()
         try:
-            group = zarr.open_group(str(root), mode="w", zarr_format=3)
+            # "a", not "w": "w" would empty the directory, taking the lock file with it
+            group = zarr.open_group(str(root), mode="a", zarr_format=3)
             roles = {k: ("action" if k in actions else "observation") for k in features}
             group.attrs[L.ATTRS_KEY] = {
                 "format": L.FORMAT_NAME,
@@ -481,16 +482,25 @@ class EpisodeStore:
                 extra = arr.shape[0] - keep
                 if extra > 0:
                     old_rows = arr.shape[0]
+                    written = self._rows_on_disk(arr, keep, old_rows)
                     arr.resize((keep, *arr.shape[1:]))
                     self._prune_chunk_dirs(arr, keep, old_rows)
-                    if arr.path.startswith(L.DATA):
-                        report.rows_dropped[key] = extra
+                    if arr.path.startswith(L.DATA) and written:
+                        report.rows_dropped[key] = written
         main = [k for k in self.array_keys() if k not in self.async_streams]
         report.steps_dropped = max((report.rows_dropped.get(k, 0) for k in main), default=0)
         for partial in self.root.rglob("*.partial"):
             partial.unlink(missing_ok=True)
             report.partial_files_removed += 1
         return report
+
+    def _rows_on_disk(self, arr: zarr.Array, keep: int, old_rows: int) -> int:
+        """Rows past ``keep`` that were really written (image arrays grow ahead of writes)."""
+        rows_per_chunk = int(arr.chunks[0])
+        if rows_per_chunk != 1:
+            return old_rows - keep
+        base = self.root / arr.path / "c"
+        return sum((base / str(i)).exists() for i in range(keep, old_rows))
 
     def _prune_chunk_dirs(self, arr: zarr.Array, keep: int, old_rows: int) -> None:
         """Remove the chunk directories zarr leaves behind (empty) when an array shrinks."""

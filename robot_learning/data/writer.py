@@ -96,8 +96,12 @@ class EpisodeWriter:
             self._append(key, values[key], _time_of(timestamps, key))
         self.n_steps += 1
 
-    def add_sample(self, key: str, value: Any, timestamp: float) -> None:
-        """One sample of an async stream (recorded at its own rate, e.g. 500 Hz joints)."""
+    def add_sample(self, key: str, value: Any, timestamp: float) -> Future[None] | None:
+        """One sample of an async stream (recorded at its own rate, e.g. 500 Hz joints).
+
+        Returns the image frame's write task (done once the frame is encoded and on disk), or
+        None for low-dim samples, which reach the disk at commit.
+        """
         self._check_open("add_sample")
         self._raise_pool_error()
         if key not in self.store.async_streams:
@@ -106,22 +110,32 @@ class EpisodeWriter:
                 f"{list(self.store.async_streams)} (control-timeline features go in add_step)"
             )
         check_value(key, self.store.features[key], value, what="sample")
-        self._append(key, value, float(timestamp))
+        return self._append(key, value, float(timestamp))
 
-    def _append(self, key: str, value: Any, timestamp: float) -> None:
+    def _append(self, key: str, value: Any, timestamp: float) -> Future[None] | None:
         spec = self.store.features[key]
         self._times[key].append(timestamp)
         if key not in self._images:
             self._rows[key].append(np.asarray(value, dtype=spec.dtype))
-            return
+            return None
         frame = np.ascontiguousarray(value, dtype=spec.dtype)
         row = self._base(key) + self._written[key]
         self._ensure_capacity(key, row + 1)
         self._written[key] += 1
+        while self._pending and self._pending[0].done():
+            self._collect(self._pending.popleft())
         while len(self._pending) >= self._max_pending:
             self.backpressure_waits += 1
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write_frame, key, row, frame))
+            self._collect(self._pending.popleft())
+        future = self._pool.submit(self._write_frame, key, row, frame)
+        self._pending.append(future)
+        return future
+
+    def _collect(self, future: Future[None]) -> None:
+        try:
+            future.result()
+        except BaseException as exc:
+            self._fail(exc)
 
     def _write_frame(self, key: str, row: int, frame: np.ndarray) -> None:
         try:
@@ -153,10 +167,7 @@ class EpisodeWriter:
     def flush(self) -> None:
         """Wait until every streamed frame is on disk (raises the first write error)."""
         while self._pending:
-            try:
-                self._pending.popleft().result()
-            except BaseException as exc:
-                self._fail(exc)
+            self._collect(self._pending.popleft())
         self._raise_pool_error()
 
     def commit(self, success: bool | None = None, **meta: Any) -> int:

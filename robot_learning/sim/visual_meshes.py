@@ -8,6 +8,7 @@ vertex-clustered copy of their mesh. Collision geometry and inertia are untouche
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -54,7 +55,7 @@ def cluster_decimate(
     for cells in (4, 6, 8, 11, 16, 22, 32, 45, 64, 90, 128):
         size = extent / cells
         keys = np.floor((vertices - vertices.min(axis=0)) / size).astype(np.int64)
-        _, cluster, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        _, cluster, counts = np.unique(_row_keys(keys), return_inverse=True, return_counts=True)
         cluster = cluster.reshape(-1)
         new_vertices = np.zeros((len(counts), 3))
         np.add.at(new_vertices, cluster, vertices)
@@ -62,12 +63,29 @@ def cluster_decimate(
         tri = cluster[faces]
         keep = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
         tri = tri[keep]
-        _, first = np.unique(np.sort(tri, axis=1), axis=0, return_index=True)
+        _, first = np.unique(_row_keys(np.sort(tri, axis=1)), return_index=True)
         new_faces = tri[np.sort(first)]  # unique triangles, original winding
         if len(new_faces) > target_faces:
             break
         best = (new_vertices, new_faces)
     return best if best is not None else (vertices, faces)
+
+
+def _row_keys(rows: np.ndarray) -> np.ndarray:
+    """One int64 per row of non-negative ints, ordered like the rows (lexicographically).
+
+    Why: ``np.unique(axis=0)`` sorts rows as opaque bytes and took ~6 s per process here; a 1-D
+    unique over packed keys gives the same groups in the same order ~10x faster.
+    """
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    span = rows.max(axis=0).astype(np.int64) + 1
+    if math.prod(int(s) for s in span) >= 2**63:
+        raise ValueError(f"row values too large to pack into int64 keys: spans {span.tolist()}")
+    key = np.zeros(len(rows), dtype=np.int64)
+    for column, size in zip(rows.T, span):
+        key = key * int(size) + column.astype(np.int64)
+    return key
 
 
 def _is_visual_only(model: mujoco.MjModel, geom: int) -> bool:
