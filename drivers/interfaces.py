@@ -228,7 +228,8 @@ class Arm(Device):
 class TeleopEvent(enum.Enum):
     """Operator keys that steer a recording session."""
 
-    SAVE = "save"  # end the episode and keep it
+    SAVE = "save"  # end the episode and keep it (on hardware: labelled a success)
+    SAVE_FAILURE = "save_failure"  # end the episode and keep it, labelled a failure
     DISCARD = "discard"  # end the episode and drop it
     RERECORD = "rerecord"  # drop the episode and record it again (same episode index)
     STOP = "stop"  # end the session

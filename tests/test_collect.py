@@ -24,6 +24,7 @@ from drivers.interfaces import TeleopEvent
 from drivers.registry import make_robot, make_teleop
 from drivers.robots.sim import SimRobot
 from drivers.teleop.scripted import ScriptedTeleop
+from drivers.teleop.session_keys import event_for_key
 from robot_learning.cli.main import main
 from robot_learning.data import EpisodeStore
 from robot_learning.data.collect_events import ScriptedEvents
@@ -310,6 +311,16 @@ def test_status_line_redraws_on_a_tty_and_logs_otherwise(
     assert "episode 8: saved" in caplog.text and "step 42" in caplog.text
 
 
+def test_hardware_success_label_comes_from_the_operator_key() -> None:
+    """A robot without a success detector: s = success, f = failure, time-out = unlabelled."""
+    session = CollectSession.__new__(CollectSession)
+    session.robot = object()  # type: ignore[assignment]
+    assert session._success_label("operator_save") is True
+    assert session._success_label("operator_save_failure") is False
+    assert session._success_label("max_steps") is None
+    assert event_for_key("f") is TeleopEvent.SAVE_FAILURE
+
+
 # ---- the command ------------------------------------------------------------------------------
 def test_collect_json_summary_and_resume_numbering(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -337,6 +348,18 @@ def test_collect_json_summary_and_resume_numbering(
         assert store.fps == 20.0 and store.robot == "sim:lift"
         assert set(store.features) == {*store.array_keys()} and "action" in store.features
         assert store.roles["action"] == "action"
+        stats = store.info["stats"]  # normalization statistics stored with the dataset
+        assert stats["episodes"] == 3 and "action" in stats["features"]
+
+
+def test_collect_live_view_writes_a_rerun_recording(tmp_path: Path) -> None:
+    pytest.importorskip("rerun", reason="--view needs the optional rerun-sdk (extra 'viz')")
+    out, rrd = tmp_path / "v.zarr", tmp_path / "live.rrd"
+    argv = ["-q", "collect", "--robot", "sim:lift", "--teleop", "scripted", "--no-realtime"]
+    argv += ["--cameras", "scene", "--image-size", "32x32", "--no-keys", "--out", str(out)]
+    assert main([*argv, "--episodes", "1", "--max-steps", "10", "--view", str(rrd)]) == 0
+    assert rrd.stat().st_size > 10 * 32 * 32  # ten logged frames at least
+    assert main([*argv, "--resume", "--episodes", "1", "--view", str(tmp_path / "x.txt")]) == 2
 
 
 def test_session_keys_through_standard_input(tmp_path: Path) -> None:

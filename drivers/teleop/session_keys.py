@@ -11,6 +11,7 @@ from drivers.interfaces import TeleopEvent
 
 SESSION_KEYS: dict[str, TeleopEvent] = {
     "s": TeleopEvent.SAVE,
+    "f": TeleopEvent.SAVE_FAILURE,
     "d": TeleopEvent.DISCARD,
     "r": TeleopEvent.RERECORD,
     "q": TeleopEvent.STOP,
@@ -18,9 +19,10 @@ SESSION_KEYS: dict[str, TeleopEvent] = {
 
 
 def session_key_help() -> str:
-    """One line for status displays, e.g. ``[s] save  [d] discard  [r] re-record  [q] stop``."""
+    """One line for status displays, e.g. ``[s] save  [f] save as failure  [d] discard ...``."""
     labels = {
         TeleopEvent.SAVE: "save",
+        TeleopEvent.SAVE_FAILURE: "save as failure",
         TeleopEvent.DISCARD: "discard",
         TeleopEvent.RERECORD: "re-record",
         TeleopEvent.STOP: "stop",

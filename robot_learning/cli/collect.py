@@ -133,6 +133,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--no-keys", action="store_true", help="do not read session keys from the terminal"
     )
+    p.add_argument(
+        "--view",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE.rrd",
+        help="live view in Rerun: spawn the viewer, or write FILE.rrd (needs rerun-sdk)",
+    )
     p.add_argument("--json", action="store_true", help="final summary as one JSON object")
     p.set_defaults(handler=run)
 
@@ -263,9 +271,11 @@ def run(args: argparse.Namespace) -> int:
         has_keys = bool(events) or bool(getattr(teleop, "uses_terminal", False))
         if args.review and not has_keys:
             raise CLIError("--review needs operator keys (a terminal on stdin, no --no-keys)")
+        view = _live_view(args, features, stack)
         store = _open_store(args, out, features, tuple(act_spec.names()), fps)
         stack.callback(store.close)
-        session = CollectSession(robot, teleop, store, config, events=events)
+        stack.callback(_store_statistics, store)
+        session = CollectSession(robot, teleop, store, config, events=events, view=view)
         reporter = StatusReporter(
             session.stats,
             out,
@@ -294,6 +304,33 @@ def run(args: argparse.Namespace) -> int:
         summary = _summary(session, store, time.monotonic() - started, interrupted)
     _report(summary, args)
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _live_view(args: argparse.Namespace, features: Any, stack: contextlib.ExitStack) -> Any:
+    """The Rerun live view asked for with ``--view`` (None without it)."""
+    if args.view is None:
+        return None
+    from robot_learning.data.errors import StoreError
+    from robot_learning.data.rerun_live import LiveView
+
+    try:
+        view = LiveView(features, args.view or None)
+    except (StoreError, ValueError, RuntimeError) as exc:
+        raise CLIError(f"--view: {exc}") from exc
+    stack.callback(view.close)
+    return view
+
+
+def _store_statistics(store: EpisodeStore) -> None:
+    """Store normalization statistics with the dataset, so training reads them (not fatal)."""
+    from robot_learning.data.stats import dataset_stats
+
+    if store.n_episodes == 0 or not store.writable:
+        return
+    try:
+        dataset_stats(store)
+    except Exception as exc:  # statistics are a cache: training recomputes them
+        LOG.warning("could not store normalization statistics: %s", exc)
 
 
 def _check_image_options(args: argparse.Namespace) -> None:

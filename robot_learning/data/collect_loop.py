@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from robot_learning.data.rate import RateTimer
 from robot_learning.data.store import EpisodeStore
 from robot_learning.data.writer import EpisodeWriter
 from robot_learning.types import Observation
+
+if TYPE_CHECKING:
+    from robot_learning.data.rerun_live import LiveView
 
 LOG = logging.getLogger(__name__)
 ACTION_KEY = "action"
@@ -50,6 +53,7 @@ class CollectSession:
         events: Iterable[EventSource] = (),
         on_event: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        view: LiveView | None = None,
     ) -> None:
         self.robot = robot
         self.teleop = teleop
@@ -65,6 +69,7 @@ class CollectSession:
         self._image_keys = [k for k in main if store.features[k].kind in ("rgb", "depth")]
         self._language_keys = [k for k in store.language_keys if store.roles.get(k) != "action"]
         self._writer: EpisodeWriter | None = None
+        self.view = view
 
     # ---- session -------------------------------------------------------------------------------
     def run(self) -> SessionStats:
@@ -120,6 +125,8 @@ class CollectSession:
             seed=seed,
         )
         self._writer = writer
+        if self.view is not None:
+            self.view.start_episode(stats.episode, instruction)
         waits = 0
         last_image_t = {k: -np.inf for k in self._image_keys}
         outcome, reason = Outcome.SAVED, ""
@@ -141,6 +148,8 @@ class CollectSession:
                         stats.dropped_frames += 1
                     last_image_t[key] = stamps[key]
                 writer.add_step(values, stamps)
+                if self.view is not None:
+                    self.view.log_step(writer.n_steps, values, stamps)
                 stats.step = writer.n_steps
                 stats.steps_recorded += 1
                 stats.backpressure_waits += writer.backpressure_waits - waits
@@ -192,6 +201,7 @@ class CollectSession:
             (TeleopEvent.RERECORD, Outcome.RERECORD),
             (TeleopEvent.DISCARD, Outcome.DISCARDED),
             (TeleopEvent.SAVE, Outcome.SAVED),
+            (TeleopEvent.SAVE_FAILURE, Outcome.SAVED),
         ):
             if event in events:
                 return outcome, f"operator_{event.value}"
@@ -199,7 +209,9 @@ class CollectSession:
 
     def _review(self, reason: str) -> Outcome:
         """The episode ended by itself and auto-save is off: wait for the operator's key."""
-        self.stats.phase = f"ended ({reason}): s save, d discard, r re-record, q stop"
+        self.stats.phase = (
+            f"ended ({reason}): s save, f save as failure, d discard, r re-record, q stop"
+        )
         while True:
             decision = self._operator_decision()
             if decision is not None:
@@ -257,13 +269,12 @@ class CollectSession:
         return outcome
 
     def _success_label(self, reason: str) -> bool | None:
-        """Sim robots know success; on hardware the operator's save key means success."""
+        """Sim robots know success; on hardware the operator's key says it (s: success,
+        f: failure) and an episode that ran out of time is unlabelled."""
         known = getattr(self.robot, "is_success", None)
         if isinstance(known, (bool, np.bool_)):
             return bool(known)
-        if reason == "operator_save":
-            return True
-        return None
+        return {"operator_save": True, "operator_save_failure": False}.get(reason)
 
     def _drop_open_episode(self) -> None:
         if self._writer is not None and self._writer.is_open:
