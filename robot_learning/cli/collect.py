@@ -29,18 +29,27 @@ from robot_learning.cli import (
     positive_int,
     print_json,
 )
+from robot_learning.cli.collect_setup import (
+    SIM_DEFAULT_CAMERAS,
+    build_robot,
+    build_teleop,
+    check_image_options,
+    check_teleop_name,
+    connect,
+    control_rate,
+    default_task,
+    key_events,
+    live_view,
+    max_steps,
+    open_store,
+    reset_time,
+    store_statistics,
+)
 
 if TYPE_CHECKING:
-    from drivers.interfaces import Robot, TeleopDevice
-    from robot_learning.data.collect_events import EventSource
     from robot_learning.data.store import EpisodeStore
 
 LOG = logging.getLogger(__name__)
-SIM_DEFAULT_CAMERAS = "scene,wrist"
-SIM_DEFAULT_IMAGE_SIZE = (96, 96)
-HARDWARE_DEFAULT_HZ = 20.0
-HARDWARE_DEFAULT_EPISODE_S = 60.0
-HARDWARE_DEFAULT_RESET_S = 5.0
 EXIT_INTERRUPTED = 130
 
 
@@ -145,82 +154,6 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-# ---- set-up: every refusal happens here, before anything is written ----------------------------
-def _robot_kwargs(args: argparse.Namespace, is_sim: bool) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    cameras = (
-        args.cameras if args.cameras is not None else (SIM_DEFAULT_CAMERAS if is_sim else None)
-    )
-    if cameras is not None:
-        names = [] if cameras.strip().lower() in ("", "none") else cameras.split(",")
-        kwargs["cameras"] = tuple(c.strip() for c in names if c.strip())
-    if args.image_size is not None or is_sim:
-        kwargs["image_size"] = args.image_size or SIM_DEFAULT_IMAGE_SIZE
-    if args.control_mode is not None:
-        kwargs["control_mode"] = args.control_mode
-    if is_sim:
-        if args.fps is not None:
-            kwargs["control_hz"] = args.fps
-        if args.max_steps is not None:
-            kwargs["max_episode_steps"] = args.max_steps
-    return kwargs
-
-
-def build_robot(args: argparse.Namespace) -> Robot:
-    from drivers.registry import SIM_PREFIX, DriverUnavailableError, make_robot
-
-    is_sim = args.robot.startswith(SIM_PREFIX)
-    if args.no_realtime and not is_sim:
-        raise CLIError(f"--no-realtime is for sim robots only; {args.robot!r} runs in real time")
-    kwargs = _robot_kwargs(args, is_sim)
-    try:
-        return make_robot(args.robot, **kwargs)
-    except DriverUnavailableError as exc:
-        raise CLIError(str(exc)) from exc
-    except (ValueError, TypeError) as exc:
-        given = ", ".join(f"--{k.replace('_', '-')}" for k in kwargs) or "no options"
-        raise CLIError(f"robot {args.robot!r} rejected the options ({given}): {exc}") from exc
-
-
-def build_teleop(args: argparse.Namespace, robot: Robot) -> TeleopDevice:
-    from drivers.registry import DriverUnavailableError, make_teleop
-
-    options = parse_teleop_options(args.teleop_opt)
-    try:
-        return make_teleop(args.teleop, robot=robot, **options)
-    except DriverUnavailableError as exc:
-        raise CLIError(str(exc)) from exc
-    except (TypeError, ValueError, ImportError, OSError, RuntimeError) as exc:
-        raise CLIError(f"teleop {args.teleop!r} cannot drive robot {args.robot!r}: {exc}") from exc
-
-
-def parse_teleop_options(items: list[str]) -> dict[str, Any]:
-    """``["speed=0.3", "port=/dev/ttyUSB0"]`` -> ``{"speed": 0.3, "port": "/dev/ttyUSB0"}``."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise CLIError(f"--teleop-opt {item!r}: expected KEY=VALUE, e.g. speed=0.3")
-        value: Any = text
-        for convert in (int, float):
-            try:
-                value = convert(text)
-                break
-            except ValueError:
-                continue
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        options[key.strip()] = value
-    return options
-
-
-def check_teleop_name(name: str) -> None:
-    from drivers.registry import TELEOPS
-
-    if name not in TELEOPS:
-        raise CLIError(f"unknown teleop {name!r}; valid teleop names: {', '.join(TELEOPS.names())}")
-
-
 # ---- run -----------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from drivers.registry import SIM_PREFIX
@@ -238,14 +171,14 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CLIError(str(exc)) from exc
     check_teleop_name(args.teleop)
-    _check_image_options(args)
+    check_image_options(args)
     started = time.monotonic()
     robot = build_robot(args)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_as_interrupt())
-        _connect(robot, stack, "robot", args.robot)
+        connect(robot, stack, "robot", args.robot)
         teleop = build_teleop(args, robot)
-        _connect(teleop, stack, "teleop", args.teleop)
+        connect(teleop, stack, "teleop", args.teleop)
         try:
             teleop.check_robot(robot)
         except SpecError as exc:
@@ -254,27 +187,27 @@ def run(args: argparse.Namespace) -> int:
             ) from exc
         act_spec = robot.action_spec()
         features = SpecDict({**robot.observation_spec().features, **act_spec.features})
-        fps = _control_rate(args, robot, is_sim)
+        fps = control_rate(args, robot, is_sim)
         config = SessionConfig(
             episodes=args.episodes,
-            max_steps=_max_steps(args, robot, is_sim, fps),
+            max_steps=max_steps(args, robot, is_sim, fps),
             fps=fps,
             realtime=not args.no_realtime,
-            task=args.task if args.task is not None else _default_task(args.robot, is_sim),
+            task=args.task if args.task is not None else default_task(args.robot, is_sim),
             operator=args.operator if args.operator is not None else os.environ.get("USER", ""),
             source=f"teleop:{args.teleop}",
             seed=args.seed,
             auto_save=not args.review,
-            reset_time_s=_reset_time(args, is_sim),
+            reset_time_s=reset_time(args, is_sim),
         )
-        events = _key_events(args, teleop, stack)
+        events = key_events(args, teleop, stack)
         has_keys = bool(events) or bool(getattr(teleop, "uses_terminal", False))
         if args.review and not has_keys:
             raise CLIError("--review needs operator keys (a terminal on stdin, no --no-keys)")
-        view = _live_view(args, features, stack)
-        store = _open_store(args, out, features, tuple(act_spec.names()), fps)
+        view = live_view(args, features, stack)
+        store = open_store(args, out, features, tuple(act_spec.names()), fps)
         stack.callback(store.close)
-        stack.callback(_store_statistics, store)
+        stack.callback(store_statistics, store)
         session = CollectSession(robot, teleop, store, config, events=events, view=view)
         reporter = StatusReporter(
             session.stats,
@@ -304,121 +237,6 @@ def run(args: argparse.Namespace) -> int:
         summary = _summary(session, store, time.monotonic() - started, interrupted)
     _report(summary, args)
     return EXIT_INTERRUPTED if interrupted else 0
-
-
-def _live_view(args: argparse.Namespace, features: Any, stack: contextlib.ExitStack) -> Any:
-    """The Rerun live view asked for with ``--view`` (None without it)."""
-    if args.view is None:
-        return None
-    from robot_learning.data.errors import StoreError
-    from robot_learning.data.rerun_live import LiveView
-
-    try:
-        view = LiveView(features, args.view or None)
-    except (StoreError, ValueError, RuntimeError) as exc:
-        raise CLIError(f"--view: {exc}") from exc
-    stack.callback(view.close)
-    return view
-
-
-def _store_statistics(store: EpisodeStore) -> None:
-    """Store normalization statistics with the dataset, so training reads them (not fatal)."""
-    from robot_learning.data.stats import dataset_stats
-
-    if store.n_episodes == 0 or not store.writable:
-        return
-    try:
-        dataset_stats(store)
-    except Exception as exc:  # statistics are a cache: training recomputes them
-        LOG.warning("could not store normalization statistics: %s", exc)
-
-
-def _check_image_options(args: argparse.Namespace) -> None:
-    from robot_learning.data.codecs import available_formats
-
-    if args.image_format not in available_formats():
-        raise CLIError(
-            f"--image-format {args.image_format}: not available in this installation; "
-            f"available: {', '.join(available_formats())}"
-        )
-    if not 1 <= args.image_quality <= 100:
-        raise CLIError(f"--image-quality must be 1..100, got {args.image_quality}")
-
-
-def _connect(device: Any, stack: contextlib.ExitStack, what: str, name: str) -> None:
-    try:
-        device.connect()
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise CLIError(f"cannot connect {what} {name!r}: {exc}") from exc
-    stack.callback(device.disconnect)
-
-
-def _control_rate(args: argparse.Namespace, robot: Robot, is_sim: bool) -> float:
-    if args.fps is not None:
-        return float(args.fps)
-    if is_sim:
-        return float(robot.env.config.control_hz)  # type: ignore[attr-defined]
-    return float(getattr(robot, "control_hz", HARDWARE_DEFAULT_HZ))
-
-
-def _max_steps(args: argparse.Namespace, robot: Robot, is_sim: bool, fps: float) -> int:
-    if args.max_steps is not None:
-        return int(args.max_steps)
-    if is_sim:
-        return int(robot.env.max_episode_steps)  # type: ignore[attr-defined]
-    return max(1, round(HARDWARE_DEFAULT_EPISODE_S * fps))
-
-
-def _reset_time(args: argparse.Namespace, is_sim: bool) -> float:
-    if args.reset_time is not None:
-        return float(args.reset_time)
-    return 0.0 if is_sim else HARDWARE_DEFAULT_RESET_S
-
-
-def _default_task(robot: str, is_sim: bool) -> str:
-    return robot.split(":", 1)[1] if is_sim else ""
-
-
-def _key_events(
-    args: argparse.Namespace, teleop: TeleopDevice, stack: contextlib.ExitStack
-) -> list[EventSource]:
-    """Session keys from standard input, unless the device reads the terminal itself."""
-    if args.no_keys or getattr(teleop, "uses_terminal", False):
-        return []
-    from drivers.teleop.terminal import TerminalKeys
-    from robot_learning.data.collect_events import KeyEvents
-
-    keys = TerminalKeys(sys.stdin)
-    try:
-        keys.open()
-    except (RuntimeError, OSError, ValueError) as exc:
-        LOG.warning("no session keys (%s); episodes end by themselves or with Ctrl-C", exc)
-        return []
-    stack.callback(keys.close)
-    return [KeyEvents(keys)]
-
-
-def _open_store(
-    args: argparse.Namespace, out: Path, features: Any, actions: tuple[str, ...], fps: float
-) -> EpisodeStore:
-    from robot_learning.data.collect_store import create_store, open_for_resume
-    from robot_learning.data.errors import StoreError
-    from robot_learning.specs import SpecError
-
-    try:
-        if args.resume:
-            return open_for_resume(out, features, actions=actions, fps=fps)
-        return create_store(
-            out,
-            features,
-            actions=actions,
-            fps=fps,
-            robot=args.robot,
-            image_format=args.image_format,
-            image_quality=args.image_quality,
-        )
-    except (StoreError, SpecError) as exc:
-        raise CLIError(str(exc)) from exc
 
 
 def _announce(reporter: Any, store: EpisodeStore, config: Any, args: argparse.Namespace) -> None:
