@@ -23,8 +23,8 @@ from robot_learning.cli.sim import (
     check_video_size,
     make_expert_pair,
     run_expert_episode,
-    video_writer,
 )
+from robot_learning.eval.video import video_writer
 
 TASK = "lift"
 

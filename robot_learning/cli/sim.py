@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from robot_learning.cli import (
     positive_float,
     print_json,
 )
+from robot_learning.eval.video import video_writer
 
 if TYPE_CHECKING:
     from drivers.robots.sim import SimRobot
@@ -148,28 +148,6 @@ def run_expert_episode(
         step_s=step_s,
         wall_s=time.perf_counter() - start,
     )
-
-
-@contextmanager
-def video_writer(path: Path, fps: float) -> Iterator[Callable[[np.ndarray], None]]:
-    """Stream frames into an H.264 mp4 (imageio + its bundled ffmpeg); yields ``append(frame)``."""
-    import imageio.v2 as imageio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = imageio.get_writer(
-        str(path),
-        format="FFMPEG",
-        mode="I",
-        fps=fps,
-        codec="libx264",
-        quality=8,
-        macro_block_size=2,
-        ffmpeg_log_level="error",
-    )
-    try:
-        yield writer.append_data
-    finally:
-        writer.close()
 
 
 def resolve_video_path(out: str) -> Path:
@@ -407,5 +385,4 @@ __all__ = [
     "make_expert_pair",
     "run_expert_episode",
     "sim_catalog",
-    "video_writer",
 ]

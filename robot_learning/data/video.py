@@ -20,6 +20,7 @@ import numpy as np
 from robot_learning.data import layout as L
 from robot_learning.data.errors import StoreError
 from robot_learning.data.store import EpisodeStore
+from robot_learning.eval.video import video_writer
 
 LOG = logging.getLogger(__name__)
 READ_BLOCK = 64
@@ -154,8 +155,6 @@ def write_episode_video(
     scale: int | None = None,
 ) -> VideoResult:
     """Write episode ``episode`` of ``store`` to ``out`` (.mp4, H.264); one frame per step."""
-    import imageio.v2 as imageio
-
     path = Path(out)
     if path.suffix.lower() != ".mp4":
         raise StoreError(f"video output must be an .mp4 file, got {str(path)!r}")
@@ -166,28 +165,15 @@ def write_episode_video(
     height = max(store.features[k].shape[0] for k in shown)
     factor = scale or max(1, -(-MIN_VIDEO_HEIGHT // height))
     rate = float(fps or store.fps or 10.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = imageio.get_writer(
-        str(path),
-        format="FFMPEG",
-        mode="I",
-        fps=rate,
-        codec="libx264",
-        quality=8,
-        macro_block_size=2,
-        ffmpeg_log_level="error",
-    )
     count, shape = 0, (0, 0)
-    try:
+    with video_writer(path, rate) as append:
         for step, frames in enumerate(_frames(store, episode, shown)):
             canvas = tile([_as_rgb(f) for f in frames], factor)
             bar = max(2, canvas.shape[0] // 60)
             canvas[-bar:, : round(canvas.shape[1] * (step + 1) / n)] = colour
             canvas = _even(canvas)
-            writer.append_data(canvas)
+            append(canvas)
             count, shape = count + 1, canvas.shape[:2]
-    finally:
-        writer.close()
     LOG.info("wrote %s (%d frames of %s)", path, count, "+".join(shown))
     return VideoResult(str(path), episode, count, list(shown), shape[1], shape[0], rate)
 

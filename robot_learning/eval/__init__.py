@@ -1,0 +1,1 @@
+"""Evaluation: rollouts, reports, plots and videos."""
