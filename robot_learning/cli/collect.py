@@ -272,7 +272,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _summary(session: Any, store: EpisodeStore, wall_s: float, interrupted: bool) -> dict[str, Any]:
-    from robot_learning.data.collect_status import disk_usage
+    from robot_learning.data.disk import disk_usage
 
     stats = session.stats
     return {

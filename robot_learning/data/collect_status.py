@@ -10,37 +10,18 @@ every few seconds, and episode outcomes are always logged as lines.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from robot_learning.data.disk import disk_usage
 
 if TYPE_CHECKING:
     from robot_learning.data.collect_state import SessionStats
 
 LOG = logging.getLogger("robot_learning.cli.collect")
 CLEAR_LINE = "\r\x1b[K"
-
-
-def disk_usage(root: Path) -> int:
-    """Bytes in regular files under ``root`` (os.scandir: no per-file Path objects)."""
-    total = 0
-    stack = [str(root)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:  # removed by a concurrent truncate
-                        continue
-        except FileNotFoundError:
-            continue
-    return total
 
 
 def human_bytes(n: float) -> str:
@@ -161,4 +142,4 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-__all__ = ["StatusReporter", "disk_usage", "format_status", "human_bytes"]
+__all__ = ["StatusReporter", "format_status", "human_bytes"]

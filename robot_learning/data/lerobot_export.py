@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from robot_learning.data.disk import disk_usage
 from robot_learning.data.frames import FrameReader
 from robot_learning.data.lerobot_format import (
     CHUNKS_SIZE,
@@ -152,7 +153,7 @@ def export_lerobot(
         features={m.key: m.name for m in maps},
     )
     result.seconds = time.perf_counter() - t0
-    result.nbytes = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    result.nbytes = disk_usage(out)
     LOG.info("exported %d episodes to %s (%s mode)", result.episodes, out, mode)
     return result
 

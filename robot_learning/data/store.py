@@ -25,6 +25,7 @@ import zarr
 import zarr.errors
 
 from robot_learning.data import layout as L
+from robot_learning.data.disk import disk_usage
 from robot_learning.data.errors import (
     StoreCorruptError,
     StoreError,
@@ -225,7 +226,8 @@ class EpisodeStore:
             key: np.asarray(self._array(f"{L.STREAM_ENDS}/{key}")[:], dtype=np.int64)
             for key in self.async_streams
         }
-        n = committed_count(ends, len(episodes), self._main_lengths(), stream_ends, self)
+        stream_lengths = {k: self.array(k).shape[0] for k in self.async_streams}
+        n = committed_count(ends, len(episodes), self._main_lengths(), stream_ends, stream_lengths)
         self._ends = ends[:n]
         self._episodes = episodes[:n]
         self._stream_ends = {k: v[:n] for k, v in stream_ends.items()}
@@ -519,7 +521,7 @@ class EpisodeStore:
 
     def nbytes_stored(self) -> int:
         """Bytes on disk under the store directory."""
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return disk_usage(self.root)
 
     def __repr__(self) -> str:
         return (

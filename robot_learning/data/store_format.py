@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import zarr
@@ -19,9 +19,6 @@ import zarr.errors
 from robot_learning.data import layout as L
 from robot_learning.data.errors import StoreError, StoreFormatError
 from robot_learning.specs import SpecDict, SpecError
-
-if TYPE_CHECKING:
-    from robot_learning.data.store import EpisodeStore
 
 
 @dataclass
@@ -96,9 +93,13 @@ def committed_count(
     n_meta: int,
     main_lengths: Mapping[str, int],
     stream_ends: Mapping[str, np.ndarray],
-    store: EpisodeStore,
+    stream_lengths: Mapping[str, int],
 ) -> int:
-    """Number of leading episodes whose commit is complete and whose data exists."""
+    """Number of leading episodes whose commit is complete and whose data exists.
+
+    ``main_lengths``/``stream_lengths`` are the rows on disk of each control-timeline and
+    async array: an end past them was written before its data.
+    """
     limit = min(n_meta, len(ends), *(len(v) for v in stream_ends.values()))
     max_rows = min(main_lengths.values(), default=np.iinfo(np.int64).max)
     n = 0
@@ -108,7 +109,7 @@ def committed_count(
         if end <= previous or end > max_rows:
             break
         if any(
-            int(v[i]) < (int(v[i - 1]) if i else 0) or int(v[i]) > store.array(k).shape[0]
+            int(v[i]) < (int(v[i - 1]) if i else 0) or int(v[i]) > stream_lengths[k]
             for k, v in stream_ends.items()
         ):
             break

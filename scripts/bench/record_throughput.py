@@ -48,7 +48,7 @@ if str(REPO) not in sys.path:  # runnable as a plain script from any working dir
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_learning.data.collect_status import disk_usage  # noqa: E402
+from robot_learning.data.disk import disk_usage  # noqa: E402
 from robot_learning.data.recorder import STEP, StreamRecorder  # noqa: E402
 from robot_learning.data.store import EpisodeStore  # noqa: E402
 from robot_learning.specs import FeatureSpec, SpecDict  # noqa: E402

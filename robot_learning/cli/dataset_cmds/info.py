@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from robot_learning.cli import CLIError, print_json
+from robot_learning.data.disk import disk_usage
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,10 +26,6 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("store", metavar="STORE", help="path of the episode store")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(handler=_run)
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
 def _ratio(raw: int, stored: int) -> float:
@@ -55,7 +51,7 @@ def store_info(store: Any) -> dict[str, Any]:
             arr = store.array(key)
             rows = committed_rows(store, key)
             raw = rows * spec.size * arr.dtype.itemsize + rows * 8  # + float64 timestamps
-            stored = _dir_bytes(store.root / L.DATA / key) + _dir_bytes(
+            stored = disk_usage(store.root / L.DATA / key) + disk_usage(
                 store.root / L.TIMESTAMPS / key
             )
             entry.update(
