@@ -109,6 +109,13 @@ def add_parser(subparsers: Any) -> None:
         help="sim action space (default: ee_delta; the leader arm needs joint)",
     )
     p.add_argument(
+        "--variant",
+        choices=("default", "train", "real-proxy"),
+        default=None,
+        help="sim only: domain randomization per episode (train: the training ranges; "
+        "real-proxy: the held-out ones; default: none)",
+    )
+    p.add_argument(
         "--image-size", type=parse_size, default=None, metavar="HxW", help="sim camera size"
     )
     p.add_argument(

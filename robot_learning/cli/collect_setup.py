@@ -42,6 +42,10 @@ def robot_kwargs(args: argparse.Namespace, is_sim: bool) -> dict[str, Any]:
         kwargs["image_size"] = args.image_size or SIM_DEFAULT_IMAGE_SIZE
     if args.control_mode is not None:
         kwargs["control_mode"] = args.control_mode
+    if getattr(args, "variant", None) is not None:
+        if not is_sim:
+            raise CLIError(f"--variant is for sim robots only; got {args.robot!r}")
+        kwargs["variant"] = args.variant
     if is_sim:
         if args.fps is not None:
             kwargs["control_hz"] = args.fps

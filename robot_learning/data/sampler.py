@@ -223,6 +223,31 @@ class WindowSampler:
         out["step"] = start + n_obs - 1
         return out
 
+    def window_rows(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """Vectorized rows of many windows: absolute ``obs_rows [N, n_obs]``/``action_rows
+        [N, horizon]`` (edge-padded, on the control timeline) and their pad masks."""
+        ep, ep_start, start = (self.index[windows, i] for i in range(3))
+        length = self.episode_ends[ep] - ep_start
+        out: dict[str, np.ndarray] = {}
+        for name, count in (("obs", self.config.n_obs_steps), ("action", self.config.horizon)):
+            rel = start[:, None] + np.arange(count)[None, :]
+            out[f"{name}_is_pad"] = (rel < 0) | (rel >= length[:, None])
+            out[f"{name}_rows"] = ep_start[:, None] + np.clip(rel, 0, length[:, None] - 1)
+        out["episode"] = ep
+        return out
+
+    def stream_rows(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """Control-timeline rows -> rows of ``key``'s own array (differs for async streams)."""
+        return self._async_rows[key][rows] if key in self._async_rows else rows
+
+    def lowdim_array(self, key: str) -> np.ndarray:
+        """The in-memory array of a low-dim feature (all committed rows)."""
+        return self._lowdim[key]
+
+    def read_frames(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """Decoded frames of image feature ``key`` at its own ``rows``."""
+        return self._frames(key, rows)
+
     def _values(self, key: str, ep: int, rows: np.ndarray) -> Any:
         if key in self.language_keys:
             return self.languages[key][ep]

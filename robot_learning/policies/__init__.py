@@ -1,0 +1,31 @@
+"""Policies: the :class:`Policy` interface, the registry of policy types, and checkpoint loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from robot_learning.policies.base import Policy
+from robot_learning.policies.checkpoint import CheckpointError, read_config
+from robot_learning.registry import Registry
+
+POLICIES: Registry[Policy] = Registry("policy")
+POLICIES.register(
+    "diffusion",
+    "robot_learning.policies.diffusion_io:load_diffusion",
+    "diffusion / flow-matching policy over action chunks (UNet or transformer denoiser)",
+)
+
+
+def load_policy(path: str | Path, device: str = "cpu", **overrides: Any) -> Policy:
+    """Load any checkpoint directory; ``overrides`` (e.g. ``inference_steps``) go to its loader."""
+    config = read_config(path)
+    name = str(config["policy"])
+    if name not in POLICIES:
+        raise CheckpointError(
+            f"{path}: unknown policy type {name!r}; valid: {', '.join(POLICIES.names())}"
+        )
+    return POLICIES.make(name, path, device=device, **overrides)
+
+
+__all__ = ["POLICIES", "CheckpointError", "Policy", "load_policy"]

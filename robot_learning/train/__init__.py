@@ -1,0 +1,1 @@
+"""Supervised training of policies from episode stores: recipes, the loop, checkpoints, DDP."""
