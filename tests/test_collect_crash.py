@@ -128,13 +128,16 @@ def check_store(chain: Chain) -> int:
 
 def run_chain(chain: Chain, trials: int) -> None:
     try:
-        for _ in range(trials):
+        for trial in range(trials):
             before = len(chain.committed)
             proc = start_collect(chain.store)
             try:
                 stored, lines = wait_for_announce(proc)
                 assert stored == before, f"resume opened with {stored} episodes, expected {before}"
-                time.sleep(chain.rng.uniform(0.0, 0.7))
+                # random kill times; the last one late enough that some episode has committed
+                # even on a loaded machine, so "committed episodes survive" is always exercised
+                last = trial == trials - 1
+                time.sleep(3.0 if last else chain.rng.uniform(0.0, 0.7))
             finally:
                 proc.send_signal(signal.SIGKILL)
                 _, err = proc.communicate(timeout=30)

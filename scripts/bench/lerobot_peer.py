@@ -44,8 +44,8 @@ def _isolate_hf_cache() -> None:
         atexit.register(shutil.rmtree, home, True)
 
 
-def _import_lerobot() -> Any:
-    """Import lerobot beside the local CUDA-built torchvision 0.28.0 wheel on a CPU torch.
+def define_torchvision_schemas() -> None:
+    """Let the local CUDA-built torchvision 0.28.0 wheel import beside a CPU torch.
 
     That torchvision registers fake kernels for ``torchvision::nms`` / ``qnms`` at import; with
     no compiled C++ ops on this torch the schemas do not exist and the import fails. Defining the
@@ -60,12 +60,17 @@ def _import_lerobot() -> Any:
         globals()["_TORCHVISION_LIB"] = lib  # keep the registration alive
     except RuntimeError as exc:  # already defined (a working torchvision build): fine
         LOG.debug("torchvision op schemas not redefined: %s", exc)
+
+
+def _import_lerobot() -> Any:
+    """Import lerobot (and its LeRobotDataset) after :func:`define_torchvision_schemas`."""
+    define_torchvision_schemas()
     lerobot = importlib.import_module("lerobot")
     dataset_module = importlib.import_module("lerobot.datasets.lerobot_dataset")
     return lerobot, dataset_module.LeRobotDataset
 
 
-def _emit(obj: dict[str, Any]) -> None:
+def emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 
@@ -89,7 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             backends[name] = str(getattr(module, "__version__", "?"))
         except Exception as exc:  # report why a video backend is unusable
             backends[name] = f"unavailable: {type(exc).__name__}: {exc}"
-    _emit({"lerobot": lerobot.__version__, "torch": torch.__version__, "backends": backends})
+    emit({"lerobot": lerobot.__version__, "torch": torch.__version__, "backends": backends})
     return 0
 
 
@@ -143,7 +148,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 image_err[cam] = max(image_err[cam], float(np.abs(hwc - ref).mean()))
         if len(problems) > 20:
             break
-    _emit(
+    emit(
         {
             "ok": not problems,
             "frames": len(ds),
@@ -224,7 +229,7 @@ def cmd_make_sample(args: argparse.Namespace) -> int:
         tasks=np.array(tasks),
         episode_ends=np.array(ends),
     )
-    _emit({"dir": str(args.dir), "frames": len(states), "episodes": args.episodes, "mode": kind})
+    emit({"dir": str(args.dir), "frames": len(states), "episodes": args.episodes, "mode": kind})
     return 0
 
 
@@ -296,7 +301,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "action": item["action"].numpy().tolist(),
             "action_is_pad": item["action_is_pad"].numpy().tolist(),
         }
-    _emit(
+    emit(
         {
             "windows": len(ds),
             "mode": "video" if ds.meta.video_keys else "image",

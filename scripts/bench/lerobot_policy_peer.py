@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import statistics
@@ -36,39 +35,18 @@ import sys
 import time
 from typing import Any
 
+from lerobot_peer import define_torchvision_schemas, emit  # same directory, same venv
+
 LOG = logging.getLogger("lerobot_policy_peer")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _define_torchvision_schemas() -> None:
-    """Let the local CUDA-built torchvision 0.28.0 wheel import beside the CPU torch.
-
-    Same workaround as lerobot_peer.py: that torchvision registers fake kernels for
-    ``torchvision::nms`` / ``qnms`` at import; with no compiled C++ ops the schemas do not exist
-    and the import fails. Defining them first lets the models import (detection ops stay unusable).
-    """
-    import torch
-
-    try:
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        globals()["_TORCHVISION_LIB"] = lib  # keep the registration alive
-    except RuntimeError as exc:  # already defined (a working torchvision build): fine
-        LOG.debug("torchvision op schemas not redefined: %s", exc)
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def build(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
     """LeRobot's DiffusionPolicy + pre/post processors for the requested features."""
     import torch
 
-    _define_torchvision_schemas()
+    define_torchvision_schemas()
     lerobot = importlib.import_module("lerobot")
     types = importlib.import_module("lerobot.configs.types")
     cfg_mod = importlib.import_module("lerobot.policies.diffusion.configuration_diffusion")
@@ -254,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    _emit(run(args))
+    emit(run(args))
     return 0
 
 
