@@ -213,9 +213,8 @@ def train(
                 PROGRESS.info(_progress_line(entry, total, elapsed, budget_s))
             window_start, window_losses, window_samples = time.monotonic(), [], 0
         out_of_budget = budget_s > 0 and elapsed >= budget_s
-        out_of_budget = (
-            D.any_rank(out_of_budget, ctx) if step % tc.log_every == 0 else out_of_budget
-        )
+        if ctx.enabled:  # ranks decide together, at the same steps, so none waits alone
+            out_of_budget = step % tc.log_every == 0 and D.any_rank(out_of_budget, ctx)
         if ctx.is_main and (step % tc.checkpoint_every == 0 or step == total or out_of_budget):
             save_checkpoint(out, recipe, policy, ema, optimizer, rng, step, elapsed, data)
         if ctx.is_main and recipe.eval.every and recipe.eval.task and step % recipe.eval.every == 0:
