@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from robot_learning.policies.normalizer import Normalizer
@@ -26,6 +27,11 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A directory is not a loadable policy checkpoint; the message says what is wrong."""
+
+
+def cpu_tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies: the form ``safetensors.save_file`` accepts."""
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -45,8 +51,7 @@ def save_policy_files(
     """Write the three files (tensors first, ``config.json`` last: its presence marks it whole)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    save_file(tensors, str(out / (MODEL_FILE + ".tmp")))
+    save_file(cpu_tensors(state), str(out / (MODEL_FILE + ".tmp")))
     os.replace(out / (MODEL_FILE + ".tmp"), out / MODEL_FILE)
     normalizer.save(out / (NORMALIZER_FILE + ".tmp"))
     os.replace(out / (NORMALIZER_FILE + ".tmp"), out / NORMALIZER_FILE)

@@ -21,6 +21,7 @@ import torch
 
 from robot_learning.data.stats import dataset_stats
 from robot_learning.data.store import EpisodeStore
+from robot_learning.policies.checkpoint import NORMALIZER_FILE
 from robot_learning.policies.diffusion import DiffusionPolicy, normalization_modes
 from robot_learning.policies.diffusion_io import save_diffusion
 from robot_learning.policies.normalizer import Normalizer
@@ -150,6 +151,9 @@ def train(
     step, metrics, evals, elapsed_before = 0, [], [], 0.0
     if resume:
         info = load_train_state(out, policy, ema.model, optimizer, rng)
+        # keep normalizing with the run's own statistics, even if the store has grown since
+        assert isinstance(ema.model, DiffusionPolicy)
+        policy.normalizer = ema.model.normalizer = Normalizer.load(out / NORMALIZER_FILE)
         step, elapsed_before = int(info["step"]), float(info.get("wall_s", 0.0))
         ema.step = int(info.get("ema_step", step))
         metrics, evals = _read_jsonl(out / "metrics.jsonl"), _read_jsonl(out / "evals.jsonl")
@@ -219,7 +223,7 @@ def train(
             save_checkpoint(out, recipe, policy, ema, optimizer, rng, step, elapsed, data)
         if ctx.is_main and recipe.eval.every and recipe.eval.task and step % recipe.eval.every == 0:
             t_eval = time.monotonic()
-            evals.append(run_eval(out, recipe, ema.model, step, recipe.eval.episodes))
+            evals.append(run_eval(recipe, ema.model, step, recipe.eval.episodes))
             eval_s += time.monotonic() - t_eval
             _append_jsonl(out / "evals.jsonl", evals[-1])
         if out_of_budget and step < total:
@@ -295,9 +299,7 @@ def save_checkpoint(
     )
 
 
-def run_eval(
-    out: Path, recipe: Recipe, policy: torch.nn.Module, step: int, episodes: int
-) -> dict[str, Any]:
+def run_eval(recipe: Recipe, policy: torch.nn.Module, step: int, episodes: int) -> dict[str, Any]:
     from robot_learning.eval.rollout import evaluate
 
     assert isinstance(policy, DiffusionPolicy)

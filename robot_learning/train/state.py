@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from robot_learning.policies.checkpoint import write_json_atomic
+from robot_learning.policies.checkpoint import cpu_tensors, write_json_atomic
 
 STATE_DIR = "train_state"
 
@@ -55,11 +55,11 @@ def save_train_state(
     directory = out / STATE_DIR
     directory.mkdir(parents=True, exist_ok=True)
     save_file(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        cpu_tensors(model.state_dict()),
         str(directory / "model.safetensors"),
     )
     save_file(
-        {k: v.detach().cpu().contiguous() for k, v in ema_model.state_dict().items()},
+        cpu_tensors(ema_model.state_dict()),
         str(directory / "ema.safetensors"),
     )
     tensors, groups = optimizer_tensors(optimizer)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +21,13 @@ import torch
 
 
 def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    threads = torch.get_num_threads()
+    """One line describing the CPU, cores and torch threads (the latency bench's description)."""
+    from policy_latency_vs_lerobot import machine_info  # same directory
+
+    info = machine_info(torch.get_num_threads())
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads), "
-        f"Python {platform.python_version()}"
+        f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} "
+        f"({info['torch_threads']} threads), Python {info['python']}"
     )
 
 
