@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from robot_learning.cli.main import main
-from robot_learning.eval.rollout import EvalResult, env_config_for, evaluate
+from robot_learning.eval.env_config import env_config_for
+from robot_learning.eval.rollout import EvalResult, evaluate
 from robot_learning.eval.stats import latency_summary, percentile, wilson_interval
 from robot_learning.policies.base import Policy
 from robot_learning.sim.env import ManipulationEnv
@@ -68,7 +69,7 @@ class LiftController(Policy):
     def reset(self) -> None:
         self.resets += 1
 
-    def predict_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
+    def predict_chunk(self, obs: Mapping[str, Any], prefix: np.ndarray | None = None) -> np.ndarray:
         batch = self.check_batch(obs)
         self.batch_sizes.append(batch)
         self.windows.append({k: np.array(v) for k, v in obs.items()})
@@ -306,3 +307,31 @@ def test_cli_eval_end_to_end(
     assert main([*argv, "--videos", "0"]) == 2
     err = capsys.readouterr().err
     assert "force_torque" in err and "does not fit" in err and "Traceback" not in err
+
+
+# ---- chunk execution under latency -----------------------------------------------------------
+def test_inference_delay_stalls_naive_execution_but_not_rtc() -> None:
+    """100 ms at 20 Hz: naive waits two ticks per chunk; rtc asks early and never stalls."""
+    runs = {
+        mode: evaluate(
+            LiftController(chunk_len=8, n_action_steps=4),
+            "lift",
+            2,
+            num_envs=1,
+            seed=0,
+            videos=0,
+            max_steps=30,
+            execution=mode,
+            inference_delay_ms=100.0,
+        )
+        for mode in ("rtc", "naive")
+    }
+    rtc, naive = runs["rtc"].execution, runs["naive"].execution
+    assert rtc["stalls"] == 0 and rtc["dropped_actions"] > 0
+    assert naive["stalls"] >= 2 * 4  # two held ticks per chunk after the first, per episode
+    # every tick without an action was held by the safety layer (incl. each episode's start)
+    assert runs["naive"].safety["no_action"] == naive["stalls"] + 2 * 2
+    assert runs["rtc"].safety["no_action"] == 2 * 2
+    assert naive["boundary_ticks"] > 0 and naive["within_ticks"] > 0
+    with pytest.raises(ValueError, match="inference_delay_ms"):
+        evaluate(LiftController(), "lift", 1, inference_delay_ms=-1.0)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from robot_learning.cli import PROGRESS, CLIError, positive_int, print_json
 
 if TYPE_CHECKING:
-    from robot_learning.eval.rollout import EpisodeRecord, EvalResult
+    from robot_learning.eval.result import EpisodeRecord, EvalResult
     from robot_learning.policies.base import Policy
 
 LOG = logging.getLogger(__name__)
@@ -109,22 +109,65 @@ def print_summary(summary: dict[str, Any], result: EvalResult) -> None:
         f"  latency         p50 {_ms(result.latency_ms_p50)}, p99 {_ms(result.latency_ms_p99)}"
         f" ({result.chunks} predict_chunk calls)"
     )
+    ex = result.execution
+    if ex:
+        print(
+            f"  execution       {ex['mode']}, inference delay {ex['inference_delay_ms']:g} ms: "
+            f"{ex['stalls']} stalls, {ex['dropped_actions']} late actions dropped"
+        )
+        if ex.get("boundary_ticks") and ex.get("within_ticks"):
+            print(
+                "  velocity jumps  max "
+                f"{ex['boundary_jump_rad_s_max']:.3f} rad/s at chunk joins, "
+                f"{ex['within_jump_rad_s_max']:.3f} within chunks"
+            )
+    interventions = {k: v for k, v in result.safety.items() if v}
+    print(
+        "  safety layer    "
+        + (", ".join(f"{k} {v}" for k, v in interventions.items()) or "no interventions")
+    )
     print(f"  wall time       {result.wall_s:.1f} s ({result.steps_per_s:.0f} env steps/s)")
     for video in result.videos:
         print(f"  video           {video}")
     print(f"  results         {summary['eval_json']}")
 
 
+def connect_server(url: str, token_file: str | None, policy_name: str | None) -> Policy:
+    """A :class:`RemotePolicy` on a running ``robot-learning serve``, or a one-line error."""
+    from robot_learning.cli.serve import read_token
+    from robot_learning.serving.client import PolicyClient, ServerUnavailable
+    from robot_learning.serving.remote_policy import RemotePolicy
+
+    token = read_token(token_file) if token_file else None
+    client = PolicyClient(url, token=token, policy=policy_name)
+    PROGRESS.info("connecting to %s", url)
+    try:
+        client.connect()
+    except ServerUnavailable as exc:
+        raise CLIError(f"--server {url}: {exc}") from exc
+    return RemotePolicy(client)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from robot_learning.cli.sim import check_task, check_variant
 
-    policy_dir = check_policy_dir(args.policy)
     task = check_task(args.task)
     variant = check_variant(args.variant)
-    out = Path(args.out) if args.out else policy_dir / "eval" / f"{task}-{variant}"
+    if (args.policy is None) == (args.server is None):
+        raise CLIError("give exactly one of --policy DIR or --server ws://HOST:PORT")
+    if args.policy is not None:
+        policy_dir = check_policy_dir(args.policy)
+        out = Path(args.out) if args.out else policy_dir / "eval" / f"{task}-{variant}"
+        policy = load_checkpoint(policy_dir, args.steps)
+        source = str(policy_dir)
+    else:
+        if args.steps is not None:
+            raise CLIError("--steps applies to a local --policy; the server sets its own")
+        out = Path(args.out) if args.out else Path("eval") / f"{task}-{variant}"
+        policy = connect_server(args.server, args.token_file, args.server_policy)
+        source = args.server
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out}: exists and is not a directory")
-    policy = load_checkpoint(policy_dir, args.steps)
 
     from robot_learning.eval.rollout import evaluate
     from robot_learning.specs import SpecError
@@ -149,14 +192,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
             seed=args.seed,
             video_dir=out,
             videos=args.videos,
+            execution=args.execution,
+            inference_delay_ms=args.inference_delay_ms,
             progress=progress,
         )
     except SpecError as exc:
-        raise CLIError(f"the policy in {policy_dir} does not fit task {task!r}: {exc}") from exc
+        raise CLIError(f"the policy at {source} does not fit task {task!r}: {exc}") from exc
     except ValueError as exc:  # e.g. a control rate the sim cannot run
         LOG.debug("evaluation failed", exc_info=True)
-        raise CLIError(f"cannot evaluate the policy in {policy_dir} on {task!r}: {exc}") from exc
-    summary: dict[str, Any] = {**result.to_json(), "policy": str(policy_dir)}
+        raise CLIError(f"cannot evaluate the policy at {source} on {task!r}: {exc}") from exc
+    finally:
+        close = getattr(policy, "close", None)
+        if callable(close):
+            close()
+    summary: dict[str, Any] = {**result.to_json(), "policy": source}
     eval_json = out / "eval.json"
     summary["eval_json"] = str(eval_json)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +227,22 @@ def add_parser(subparsers: Any) -> None:
         "confidence interval, episode length and predict_chunk latency, and write eval.json "
         "and rollout videos.",
     )
-    p.add_argument("--policy", required=True, metavar="DIR", help="checkpoint directory")
+    p.add_argument("--policy", default=None, metavar="DIR", help="checkpoint directory")
+    p.add_argument(
+        "--server",
+        default=None,
+        metavar="URL",
+        help="evaluate the policy served at ws://HOST:PORT (or wss://) instead of --policy",
+    )
+    p.add_argument(
+        "--server-policy",
+        default=None,
+        metavar="NAME",
+        help="which of the server's policies (default: the server's default)",
+    )
+    p.add_argument(
+        "--token-file", default=None, metavar="F", help="file holding the server's access token"
+    )
     p.add_argument("--task", required=True, help="task name (see 'sim list')")
     p.add_argument(
         "--episodes", type=positive_int, required=True, metavar="N", help="episodes to run"
@@ -217,6 +281,20 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="K",
         help="override the number of denoising steps at inference (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--execution",
+        choices=["rtc", "ensemble", "naive"],
+        default="rtc",
+        help="how chunks are joined: rtc (request early, hold the committed prefix), "
+        "ensemble (average overlapping chunks), naive (wait for each chunk) (default: rtc)",
+    )
+    p.add_argument(
+        "--inference-delay-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="deliver every chunk this much later in sim time, as a slow server would (default: 0)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(handler=cmd_eval)

@@ -18,7 +18,7 @@ from robot_learning.cli import ArgumentParser, CLIError
 from robot_learning.registry import UnknownNameError
 
 PROG = "robot-learning"
-COMMANDS: tuple[str, ...] = ("sim", "collect", "dataset", "train", "eval", "demo")
+COMMANDS: tuple[str, ...] = ("sim", "collect", "dataset", "train", "eval", "serve", "demo")
 LOG = logging.getLogger(__name__)
 
 

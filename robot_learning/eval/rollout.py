@@ -19,22 +19,28 @@ Why this shape:
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
+from robot_learning.eval.env_config import env_config_for
+from robot_learning.eval.motion import MotionStats, stack_prefixes
+from robot_learning.eval.result import EpisodeRecord, EvalResult
 from robot_learning.eval.stats import latency_summary, wilson_interval
 from robot_learning.eval.video import video_writer
-from robot_learning.sim.env import CAMERA_NAMES, EnvConfig
-from robot_learning.sim.randomization import check_variant
+from robot_learning.serving.executor import ChunkExecutor, ExecutionMode, ExecutorConfig
+from robot_learning.serving.safety import ArmState, SafetyConfig, SafetyLayer
+from robot_learning.sim.control import ControlMode
+from robot_learning.sim.env import CAMERA_NAMES
 from robot_learning.sim.vector import make_vector_env
 from robot_learning.specs import SpecDict, SpecError
 
@@ -42,118 +48,19 @@ if TYPE_CHECKING:  # importing the policies package pulls in torch; evaluation i
     from robot_learning.policies.base import Policy
 
 LOG = logging.getLogger(__name__)
-RENDER_SIZE = (240, 320)  # video frames for policies without cameras (env.render())
-
-
-@dataclass(frozen=True)
-class EpisodeRecord:
-    """One evaluated episode: which seed, whether it succeeded, how many env steps it took."""
-
-    index: int
-    seed: int
-    success: bool
-    length: int
-    video: str | None = None
-
-
-@dataclass
-class EvalResult:
-    """What ``evaluate`` measured; :meth:`to_json` gives the snake_case, unit-suffixed keys.
-
-    ``wall_s`` covers the whole call (env start-up included); ``steps_per_s`` counts the env
-    steps of the evaluated episodes over the rollout loop only. Latencies are per
-    ``predict_chunk`` call (one call serves every env that needed a chunk at that step).
-    """
-
-    task: str
-    variant: str
-    episodes: int
-    successes: int
-    success_rate: float
-    ci95_low: float
-    ci95_high: float
-    episode_len_mean: float
-    episode_len_median: float
-    per_episode: list[EpisodeRecord]
-    latency_ms_p50: float
-    latency_ms_p99: float
-    latency_ms_mean: float
-    chunks: int
-    wall_s: float
-    steps_per_s: float
-    num_envs: int
-    videos: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "variant": self.variant,
-            "success_rate": self.success_rate,
-            "success_ci95_low": self.ci95_low,
-            "success_ci95_high": self.ci95_high,
-            "successes": self.successes,
-            "episodes": self.episodes,
-            "episode_len_mean": self.episode_len_mean,
-            "episode_len_median": self.episode_len_median,
-            "latency_ms_p50": self.latency_ms_p50,
-            "latency_ms_p99": self.latency_ms_p99,
-            "latency_ms_mean": self.latency_ms_mean,
-            "chunks": self.chunks,
-            "wall_s": self.wall_s,
-            "steps_per_s": self.steps_per_s,
-            "num_envs": self.num_envs,
-            "videos": list(self.videos),
-            "per_episode": [asdict(ep) for ep in self.per_episode],
-        }
 
 
 VectorEnv = gym.vector.AsyncVectorEnv | gym.vector.SyncVectorEnv
 ProgressFn = Callable[[EpisodeRecord, int, int], None]  # (episode, finished, total)
 
 
-def env_config_for(
-    policy: Policy,
-    task: str,
-    *,
-    variant: str = "default",
-    max_steps: int | None = None,
-    render_size: tuple[int, int] = RENDER_SIZE,
-) -> EnvConfig:
-    """The env that gives ``policy`` its features: cameras, image size, depth, tactile, rate.
+@dataclass
+class _Pending:
+    """A chunk computed from the observation of ``obs_tick``, delivered at ``arrival_tick``."""
 
-    Only known cameras are configured; a feature the env cannot make (an unknown camera, a second
-    image size) is left for ``check_compatible`` to report by name.
-    """
-    spec = policy.observation_spec
-    cameras: list[str] = []
-    image_size: tuple[int, int] | None = None
-    depth = False
-    for name, feature in spec.items():
-        for suffix, kind in (("_rgb", "rgb"), ("_depth", "depth")):
-            if feature.kind != kind or not name.endswith(suffix):
-                continue
-            cam = name[: -len(suffix)]
-            if cam not in CAMERA_NAMES:
-                continue
-            if cam not in cameras:
-                cameras.append(cam)
-            image_size = image_size or (feature.shape[0], feature.shape[1])
-            depth = depth or kind == "depth"
-    tactile = [f for n, f in spec.items() if n.startswith("tactile_") and f.kind == "tactile"]
-    extra: dict[str, Any] = {}
-    if tactile:
-        extra["tactile_grid"] = (tactile[0].shape[0], tactile[0].shape[1])
-    return EnvConfig(
-        task=task,
-        control_hz=float(policy.control_hz),
-        cameras=tuple(cameras),
-        image_size=image_size or render_size,
-        depth=depth,
-        tactile=bool(tactile),
-        variant=check_variant(variant),
-        max_episode_steps=max_steps,
-        **extra,
-    )
+    obs_tick: int
+    arrival_tick: int
+    chunk: np.ndarray
 
 
 @dataclass
@@ -166,11 +73,22 @@ class _Slot:
     steps: int = 0
     success: bool = False
     awaiting_autoreset: bool = False
-    actions: deque[np.ndarray] = field(default_factory=deque)
+    executor: ChunkExecutor | None = None
+    pending: _Pending | None = None
     last_action: np.ndarray | None = None
+    last_chunk: int | None = None
+    last_vel: np.ndarray | None = None
+    started_at: int | None = None  # the tick of the episode's first executed action
+    tcp_pos: np.ndarray | None = None
+    joint_pos: np.ndarray | None = None
+    gripper_pos: np.ndarray | None = None
     video: ExitStack | None = None
     append_frame: Callable[[np.ndarray], None] | None = None
     video_path: Path | None = None
+
+
+def _feature(obs: Mapping[str, Any], name: str, i: int) -> np.ndarray | None:
+    return np.asarray(obs[name][i], dtype=np.float64) if name in obs else None
 
 
 class _Rollout:
@@ -185,6 +103,9 @@ class _Rollout:
         seed: int,
         n_action_steps: int,
         action_dim: int,
+        execution: ExecutionMode,
+        delay_s: float,
+        safety: SafetyConfig,
         video_dir: Path | None,
         videos: int,
         fps: float,
@@ -198,6 +119,14 @@ class _Rollout:
         self.seed = seed
         self.n_action_steps = n_action_steps
         self.action_dim = action_dim
+        self.period_s = 1.0 / float(policy.control_hz)
+        self.execution = execution
+        self.delay_ticks = math.ceil(delay_s / self.period_s - 1e-9)
+        self.delay_s = delay_s
+        self.motion = MotionStats()
+        self.safety = [SafetyLayer(safety) for _ in range(self.n)]
+        self.stalls = 0
+        self.dropped = 0
         self.video_dir = video_dir
         self.videos = videos if video_dir is not None else 0
         self.fps = fps
@@ -251,7 +180,18 @@ class _Rollout:
         slot = self.slots[i]
         slot.episode, slot.seed = episode, self.seed + episode
         slot.steps, slot.success, slot.awaiting_autoreset = 0, False, False
-        slot.actions.clear()
+        slot.executor = ChunkExecutor(
+            ExecutorConfig(
+                period_s=self.period_s,
+                chunk_len=self.policy.chunk_len,
+                n_action_steps=self.n_action_steps,
+                mode=self.execution,
+            )
+        )
+        slot.pending, slot.last_chunk, slot.last_vel = None, None, None
+        slot.started_at = None
+        self._observe_arm(i, obs)
+        self.safety[i].reset()
         first = self._pick(obs, i)
         slot.history.clear()
         slot.history.extend([first] * self.policy.n_obs_steps)  # edge padding, as in training
@@ -272,7 +212,10 @@ class _Rollout:
         record = EpisodeRecord(slot.episode, slot.seed, slot.success, slot.steps, video)
         self.records[slot.episode] = record
         slot.episode = None
-        slot.actions.clear()
+        if slot.executor is not None:
+            self.stalls += slot.executor.stats.stalls
+            self.dropped += slot.executor.stats.dropped
+        slot.executor, slot.pending = None, None
         if self.progress is not None:
             self.progress(record, len(self.records), self.episodes)
 
@@ -298,7 +241,8 @@ class _Rollout:
 
     # ---- policy --------------------------------------------------------------------------------
     def _predict(self, indices: list[int]) -> None:
-        """One ``predict_chunk`` for every slot in ``indices``; queue ``n_action_steps`` each."""
+        """One ``predict_chunk`` for every slot in ``indices`` (with their committed prefixes);
+        each chunk is delivered ``delay_ticks`` later, as a reply from a slow server would be."""
         batch: dict[str, Any] = {}
         for name, spec in self.policy.observation_spec.items():
             if spec.kind == "language":
@@ -307,23 +251,62 @@ class _Rollout:
                 batch[name] = np.stack(
                     [np.stack([o[name] for o in self.slots[i].history]) for i in indices]
                 )
+        prefixes = [self._executor(i).committed_prefix(self.slots[i].steps) for i in indices]
         start = time.perf_counter()
-        chunk = self.policy.predict_chunk(batch)
+        chunk = self.policy.predict_chunk(batch, prefix=stack_prefixes(prefixes, self.action_dim))
         self.latencies_ms.append((time.perf_counter() - start) * 1e3)
         chunk = np.asarray(chunk, dtype=np.float32)
-        want = (len(indices), self.n_action_steps, self.action_dim)
-        if chunk.ndim != 3 or chunk.shape[0] != want[0] or chunk.shape[2] != want[2]:
+        want = (len(indices), self.policy.chunk_len, self.action_dim)
+        if chunk.shape != want:
             raise SpecError(
-                f"predict_chunk returned shape {chunk.shape}, expected "
-                f"({want[0]}, chunk_len, {want[2]}) = (batch, chunk_len, action dim)"
-            )
-        if chunk.shape[1] < self.n_action_steps:
-            raise SpecError(
-                f"predict_chunk returned {chunk.shape[1]} actions per chunk, fewer than the "
-                f"{self.n_action_steps} to execute (n_action_steps)"
+                f"predict_chunk returned shape {chunk.shape}, expected {want} = (batch, "
+                "chunk_len, action dim)"
             )
         for row, i in enumerate(indices):
-            self.slots[i].actions.extend(chunk[row, : self.n_action_steps])
+            slot = self.slots[i]
+            self._executor(i).on_request(slot.steps)
+            slot.pending = _Pending(slot.steps, slot.steps + self.delay_ticks, chunk[row])
+
+    def _executor(self, i: int) -> ChunkExecutor:
+        executor = self.slots[i].executor
+        assert executor is not None, "slot without an episode"
+        return executor
+
+    def _deliver(self, i: int) -> None:
+        slot = self.slots[i]
+        if slot.pending is not None and slot.pending.arrival_tick <= slot.steps:
+            pending, slot.pending = slot.pending, None
+            self._executor(i).on_chunk(pending.chunk, pending.obs_tick, slot.steps, self.delay_s)
+
+    def _observe_arm(self, i: int, obs: Mapping[str, Any]) -> None:
+        """What the safety layer needs of slot ``i``'s latest observation."""
+        slot = self.slots[i]
+        slot.tcp_pos = _feature(obs, "ee_pos", i)
+        slot.joint_pos = _feature(obs, "joint_pos", i)
+        slot.gripper_pos = _feature(obs, "gripper_pos", i)
+
+    def _next_action(self, i: int) -> np.ndarray:
+        """This tick's action for slot ``i``: the executor's, or hold when it has none."""
+        slot = self.slots[i]
+        timed = self._executor(i).action_for(slot.steps)
+        slot.last_chunk = None if timed is None else timed.chunk
+        if timed is not None and slot.started_at is None:
+            slot.started_at = slot.steps
+        grip = slot.gripper_pos
+        state = ArmState(
+            time=slot.steps * self.period_s,
+            tcp_pos=slot.tcp_pos,
+            joint_pos=slot.joint_pos,
+            gripper_pos=None if grip is None else float(grip.reshape(-1)[0]),
+        )
+        return self.safety[i].filter(None if timed is None else timed.value, state)
+
+    def safety_counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for layer in self.safety:
+            for rule, count in layer.counts.items():
+                total[rule] = total.get(rule, 0) + count
+        return total
 
     # ---- loop ----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -339,15 +322,20 @@ class _Rollout:
         total_steps = 0
         try:
             while len(self.records) < self.episodes:
-                need = [
-                    i for i, s in enumerate(self.slots) if s.episode is not None and not s.actions
-                ]
+                active = [i for i, s in enumerate(self.slots) if s.episode is not None]
+                for i in active:
+                    self._deliver(i)
+                need = [i for i in active if self._executor(i).should_request(self.slots[i].steps)]
                 if need:
                     self._predict(need)
+                    for i in need:
+                        self._deliver(i)
                 actions = np.zeros((self.n, self.action_dim), dtype=np.float32)
+                chunk_ids: dict[int, int | None] = {}
                 for i, slot in enumerate(self.slots):
                     if slot.episode is not None:
-                        slot.last_action = slot.actions.popleft()
+                        chunk_ids[i] = slot.last_chunk
+                        slot.last_action = self._next_action(i)
                     if slot.last_action is not None:
                         actions[i] = slot.last_action  # idle slots hold their last command
                 obs, _, terminated, truncated, info = self.envs.step(actions)
@@ -367,6 +355,14 @@ class _Rollout:
                         continue
                     slot.steps += 1
                     slot.success |= bool(success[i] and has_success[i])
+                    if "joint_vel" in obs:
+                        vel = np.asarray(obs["joint_vel"][i], dtype=np.float64)
+                        started = slot.started_at is not None and slot.started_at < slot.steps - 1
+                        if slot.last_vel is not None and started:  # not the wait for chunk one
+                            boundary = slot.last_chunk != chunk_ids[i]
+                            self.motion.add(float(np.abs(vel - slot.last_vel).max()), boundary)
+                        slot.last_vel = vel
+                    self._observe_arm(i, obs)
                     slot.history.append(self._pick(obs, i))
                     stepped.append(i)
                 self._record_frames(obs, stepped)
@@ -387,6 +383,12 @@ class _Rollout:
         return total_steps
 
 
+def eval_safety(control_mode: ControlMode, control_hz: float) -> SafetyConfig:
+    """The sim's safety limits; interventions are summed in the result, so in evaluation each
+    rule is logged at most once a minute of sim time instead of once a second."""
+    return replace(SafetyConfig.for_sim(control_mode, control_hz), log_interval_s=60.0)
+
+
 def evaluate(
     policy: Policy,
     task: str,
@@ -399,6 +401,9 @@ def evaluate(
     videos: int = 2,
     max_steps: int | None = None,
     n_action_steps: int | None = None,
+    execution: ExecutionMode = "rtc",
+    inference_delay_ms: float = 0.0,
+    safety: SafetyConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> EvalResult:
     """Run ``episodes`` seeded episodes (``seed + k``) of ``task`` and summarize them.
@@ -406,6 +411,9 @@ def evaluate(
     ``num_envs`` envs step in subprocesses (one per core; ``num_envs == 1`` runs in-process).
     The first ``videos`` episodes are written as mp4 under ``video_dir`` (none without one).
     ``max_steps`` overrides the task's episode budget; ``n_action_steps`` the policy's own.
+    Chunks are executed by a :class:`ChunkExecutor` in ``execution`` mode; with
+    ``inference_delay_ms`` every chunk reaches the robot that much later (in sim time), as from
+    a slow server. Every action passes a :class:`SafetyLayer` (``safety``, default: the sim's).
     Raises :class:`SpecError` (naming the feature) when the policy does not fit the env.
     ``policy.reset()`` is called once, before the first episode: the envs run episodes
     concurrently in one batch, so a per-episode reset would clear the other envs' state too.
@@ -421,6 +429,8 @@ def evaluate(
         raise ValueError(
             f"n_action_steps must be in [1, chunk_len={policy.chunk_len}], got {execute}"
         )
+    if not (math.isfinite(inference_delay_ms) and inference_delay_ms >= 0):
+        raise ValueError(f"inference_delay_ms must be >= 0, got {inference_delay_ms}")
     start = time.perf_counter()
     config = env_config_for(policy, task, variant=variant, max_steps=max_steps)
     n_envs = min(num_envs, episodes)
@@ -449,6 +459,9 @@ def evaluate(
             seed=seed,
             n_action_steps=execute,
             action_dim=action_dim,
+            execution=execution,
+            delay_s=inference_delay_ms / 1e3,
+            safety=safety or eval_safety(config.control_mode, config.control_hz),
             video_dir=video_dir,
             videos=videos,
             fps=config.control_hz,
@@ -483,6 +496,14 @@ def evaluate(
         wall_s=time.perf_counter() - start,
         steps_per_s=total_steps / loop_s if loop_s > 0 else float("nan"),
         num_envs=n_envs,
+        execution={
+            "mode": execution,
+            "inference_delay_ms": inference_delay_ms,
+            "stalls": rollout.stalls,
+            "dropped_actions": rollout.dropped,
+            **rollout.motion.to_json(),
+        },
+        safety=rollout.safety_counts(),
         videos=[r.video for r in records if r.video is not None],
     )
 

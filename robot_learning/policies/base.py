@@ -33,10 +33,18 @@ class Policy(ABC):
     chunk_len: int = 1
     n_action_steps: int = 1
     control_hz: float = 20.0
+    supports_prefix: bool = False
 
     @abstractmethod
-    def predict_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
-        """Actions ``[B, chunk_len, A]`` for a batch of observation windows."""
+    def predict_chunk(self, obs: Mapping[str, Any], prefix: np.ndarray | None = None) -> np.ndarray:
+        """Actions ``[B, chunk_len, A]`` for a batch of observation windows.
+
+        ``prefix`` (float32 ``[B, P, A]``, ``P <= chunk_len``, robot units) holds actions already
+        committed for the first ``P`` steps of each chunk, NaN where a row commits fewer: the
+        robot executes them while this chunk is computed. Policies with ``supports_prefix``
+        (diffusion and flow, by inpainting) hold them fixed and denoise the rest to continue them
+        smoothly; others ignore it, and the chunk executor still executes the committed actions.
+        """
 
     def reset(self) -> None:  # noqa: B027  (stateless policies need nothing)
         """Forget per-episode state (e.g. warm-start noise); called at every episode start."""

@@ -66,6 +66,7 @@ class DiffusionPolicy(nn.Module, Policy):
         self.chunk_len = config.horizon - config.n_obs_steps + 1
         self.n_action_steps = config.n_action_steps
         self.control_hz = float(control_hz)
+        self.supports_prefix = True
         self.encoder = ObservationEncoder(self.observation_spec, config)
         self.denoiser = make_denoiser(config, self.action_dim, self.encoder.out_dim)
         self.objective = NoiseObjective(config)
@@ -121,7 +122,7 @@ class DiffusionPolicy(nn.Module, Policy):
         self.config.inference_steps = steps
 
     @torch.no_grad()
-    def predict_chunk(self, obs: Mapping[str, Any]) -> np.ndarray:
+    def predict_chunk(self, obs: Mapping[str, Any], prefix: np.ndarray | None = None) -> np.ndarray:
         batch = self.check_batch(obs)
         was_training = self.training
         self.eval()
@@ -130,18 +131,50 @@ class DiffusionPolicy(nn.Module, Policy):
             device = cond.device
             shape = (batch, self.config.horizon, self.action_dim)
             noise_gen = self.generator if device.type == "cpu" else None
+            known, known_mask = self._known_prefix(prefix, shape, device)
             x = self.objective.sample(
                 lambda x, t: self.denoiser(x, t, cond),
                 shape,
                 self.config.inference_steps,
                 device,
                 generator=noise_gen,
+                known=known,
+                known_mask=known_mask,
             )
             actions = self.normalizer.unnormalize(self.config.action_key, x)
         finally:
             self.train(was_training)
         start = self.n_obs_steps - 1
         return actions[:, start:].float().cpu().numpy()
+
+    def _known_prefix(
+        self, prefix: np.ndarray | None, shape: tuple[int, int, int], device: torch.device
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Committed actions placed on the horizon (normalized) and the mask of where they are.
+
+        Chunk step ``j`` is horizon step ``n_obs_steps - 1 + j``; NaN rows are not committed.
+        """
+        if prefix is None:
+            return None, None
+        arr = np.asarray(prefix, dtype=np.float32)
+        batch, horizon, dim = shape
+        if arr.ndim != 3 or arr.shape[0] != batch or arr.shape[2] != dim:
+            raise SpecError(
+                f"prefix has shape {arr.shape}, expected ({batch}, P, {dim}) with P <= "
+                f"{self.chunk_len}"
+            )
+        if arr.shape[1] > self.chunk_len:
+            raise SpecError(f"prefix has {arr.shape[1]} steps; the chunk has {self.chunk_len}")
+        start = self.n_obs_steps - 1
+        committed = np.asarray(np.isfinite(arr).all(axis=-1))
+        known = np.zeros(shape, dtype=np.float32)
+        mask = np.zeros((batch, horizon), dtype=bool)
+        known[:, start : start + arr.shape[1]] = np.where(committed[..., None], arr, 0.0)
+        mask[:, start : start + arr.shape[1]] = committed
+        known_t = self.normalizer.normalize(
+            self.config.action_key, torch.from_numpy(known).to(device)
+        ).clamp(-1.0, 1.0)
+        return known_t, torch.from_numpy(mask).to(device)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

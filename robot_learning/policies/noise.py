@@ -98,16 +98,41 @@ class NoiseObjective:
         steps: int,
         device: torch.device,
         generator: torch.Generator | None = None,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Sample a chunk; with ``known`` (normalized, ``shape``) and ``known_mask`` ([B, T] bool)
+        those entries are held fixed by inpainting: after every step they are replaced by the
+        known values noised to the next step's level, and by the exact values at the end."""
         x = torch.randn(shape, device=device, generator=generator)
+        hold: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # known, mask, noise
+        if known is not None and known_mask is not None and bool(known_mask.any()):
+            mask = known_mask[..., None].expand(shape)
+            hold = (known, mask, torch.randn(shape, device=device, generator=generator))
         if self.sampler is None:  # flow matching: Euler from t=1 (noise) to t=0 (data)
             dt = 1.0 / steps
             for i in range(steps):
                 tau = torch.full((shape[0],), 1.0 - i * dt, device=device)
                 x = x - dt * denoise(x, tau * self.config.train_timesteps)
+                if hold is not None:
+                    s = 1.0 - (i + 1) * dt
+                    x = torch.where(hold[1], (1 - s) * hold[0] + s * hold[2], x)
             return x.clamp(-1.0, 1.0)
         self.sampler.set_timesteps(steps, device=device)
-        for t in self.sampler.timesteps:
+        timesteps = list(self.sampler.timesteps)
+        if hold is not None:
+            x = torch.where(hold[1], self._noised(hold[0], hold[2], timesteps[0]), x)
+        for i, t in enumerate(timesteps):
             pred = denoise(x, t.expand(shape[0]).to(device))
             x = self.sampler.step(pred, t, x, generator=generator).prev_sample
+            if hold is not None:
+                last = i + 1 == len(timesteps)
+                target = hold[0] if last else self._noised(hold[0], hold[2], timesteps[i + 1])
+                x = torch.where(hold[1], target, x)
         return x.clamp(-1.0, 1.0)
+
+    def _noised(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``x0`` diffused to timestep ``t`` (the forward process of the training scheduler)."""
+        assert self.train_scheduler is not None, "only DDPM objectives diffuse with a scheduler"
+        steps = t.reshape(1).expand(x0.shape[0]).to(x0.device)
+        return self.train_scheduler.add_noise(x0, noise, steps)

@@ -55,6 +55,11 @@ DEPS=(
     # per torch release: 0.13.0 loads on the CPU torch 2.13.0 with Debian 12's FFmpeg 5.1; 0.14+
     # link CUDA (libnvrtc.so.13) and <=0.11 fail on torch 2.13's ABI (lerobot's own pin <0.11).
     "torchcodec==0.13.0"
+    # lerobot's `async` extra (gRPC async inference, lerobot_grpc_peer.py): its generated
+    # transport/services_pb2*.py come from grpcio-tools 1.73.1 / protobuf 6.31 and refuse older
+    # runtimes; these are the exact pins of lerobot 0.4.4's grpcio-dep extra.
+    "grpcio==1.73.1"
+    "protobuf>=6.31.1,<6.32"
 )
 STAMP_CONTENT="v2 ${TORCH_SPEC} ${LEROBOT_SPEC} ${DEPS[*]}"
 
