@@ -335,3 +335,36 @@ def test_inference_delay_stalls_naive_execution_but_not_rtc() -> None:
     assert naive["boundary_ticks"] > 0 and naive["within_ticks"] > 0
     with pytest.raises(ValueError, match="inference_delay_ms"):
         evaluate(LiftController(), "lift", 1, inference_delay_ms=-1.0)
+
+
+# ---- through a policy server -----------------------------------------------------------------
+def test_cli_eval_through_a_server_matches_local(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``eval --server``: the same seeded episodes, the same outcomes as the local policy; a
+    wrong token and a dead server are one-line errors."""
+    from robot_learning.serving.server import PolicyServer
+    from robot_learning.serving.thread import ServerThread
+
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    server = PolicyServer({"lift": LiftController()}, token="s3cret")
+    with ServerThread(server) as thread:
+        argv = ["eval", "--server", thread.url, "--task", "lift", "--episodes", "3", "--seed", "5"]
+        argv += ["--videos", "0", "--out", str(tmp_path / "out")]
+        assert main([*argv, "--token-file", str(token), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        bad = tmp_path / "bad"
+        bad.write_text("wrong")
+        assert main([*argv, "--token-file", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "--server" in err and "401" in err and "Traceback" not in err
+        url = thread.url
+    assert report["policy"] == url and report["episodes"] == 3
+    assert [e["seed"] for e in report["per_episode"]] == [5, 6, 7]
+    full = evaluate(LiftController(), "lift", 3, num_envs=2, seed=5, videos=0)
+    assert [(e["success"], e["length"]) for e in report["per_episode"]] == [
+        (e.success, e.length) for e in full.per_episode
+    ]
+    assert main([*argv[:2], url, *argv[3:]]) == 2  # the server is gone
+    assert "--server" in capsys.readouterr().err
