@@ -73,6 +73,7 @@ class PolicyControlLoop:
         self.tick = 0
         self.overruns = 0
         self._window: deque[dict[str, Any]] = deque(maxlen=n_obs_steps)
+        self._last_obs: Observation | None = None
 
     def reset(self, seed: int | None = None) -> None:
         """Start an episode: reset the robot, the window, the executor and the safety state."""
@@ -105,6 +106,9 @@ class PolicyControlLoop:
         return out
 
     def arm_state(self) -> ArmState:
+        """What the safety layer needs of the latest observation (call ``reset`` first)."""
+        if self._last_obs is None:
+            raise RuntimeError("PolicyControlLoop: call reset() before stepping")
         values = self._last_obs.values
         tcp = values.get("ee_pos")
         joints = values.get("joint_pos")
