@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from robot_learning.eval.motion import stack_prefixes
 from robot_learning.policies.diffusion import DiffusionPolicy
 from robot_learning.policies.diffusion_config import DiffusionConfig
 from robot_learning.policies.normalizer import Normalizer
-from robot_learning.serving.executor import ChunkExecutor, ExecutorConfig
+from robot_learning.serving.executor import ChunkExecutor, ExecutorConfig, stack_prefixes
 from robot_learning.specs import FeatureSpec, SpecDict
 
 CHUNK, EXECUTE, PERIOD = 15, 8, 0.1

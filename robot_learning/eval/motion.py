@@ -38,16 +38,3 @@ class MotionStats:
             }
 
         return {**summary(self.boundary, "boundary"), **summary(self.within, "within")}
-
-
-def stack_prefixes(prefixes: list[np.ndarray | None], action_dim: int) -> np.ndarray | None:
-    """Per-robot committed prefixes ``[P_i, A]`` as one ``[B, max P, A]`` batch, NaN-padded;
-    None when no robot has one (the policy then samples freely)."""
-    longest = max((len(p) for p in prefixes if p is not None), default=0)
-    if longest == 0:
-        return None
-    out = np.full((len(prefixes), longest, action_dim), np.nan, dtype=np.float32)
-    for row, prefix in enumerate(prefixes):
-        if prefix is not None:
-            out[row, : len(prefix)] = prefix
-    return out

@@ -33,11 +33,16 @@ import gymnasium as gym
 import numpy as np
 
 from robot_learning.eval.env_config import env_config_for
-from robot_learning.eval.motion import MotionStats, stack_prefixes
+from robot_learning.eval.motion import MotionStats
 from robot_learning.eval.result import EpisodeRecord, EvalResult
 from robot_learning.eval.stats import latency_summary, wilson_interval
 from robot_learning.eval.video import video_writer
-from robot_learning.serving.executor import ChunkExecutor, ExecutionMode, ExecutorConfig
+from robot_learning.serving.executor import (
+    ChunkExecutor,
+    ExecutionMode,
+    ExecutorConfig,
+    stack_prefixes,
+)
 from robot_learning.serving.safety import ArmState, SafetyConfig, SafetyLayer
 from robot_learning.sim.control import ControlMode
 from robot_learning.sim.env import CAMERA_NAMES

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from robot_learning.serving.executor import stack_prefixes
 from robot_learning.serving.metrics import ServerMetrics
 from robot_learning.serving.validation import RequestError
 
@@ -118,16 +119,7 @@ class BatchWorker:
                 obs[key] = batch[0].obs[key][None]
             else:
                 obs[key] = np.stack([r.obs[key] for r in batch])
-        prefixes = [r.prefix for r in batch]
-        longest = max((p.shape[0] for p in prefixes if p is not None), default=0)
-        if longest == 0:
-            return obs, None
-        dim = int(self.policy.action_dim)
-        prefix = np.full((len(batch), longest, dim), np.nan, np.float32)
-        for i, p in enumerate(prefixes):
-            if p is not None:
-                prefix[i, : p.shape[0]] = p
-        return obs, prefix
+        return obs, stack_prefixes([r.prefix for r in batch], int(self.policy.action_dim))
 
     def _infer(self, obs: dict[str, Any], prefix: np.ndarray | None, size: int) -> np.ndarray:
         """Runs in the worker thread."""
