@@ -1,4 +1,4 @@
-"""Robots and teleop devices by name: ``--robot sim:lift``, ``--robot ur5e``, ``--teleop scripted``.
+"""Devices by name: robots (``--robot sim:lift``), teleop devices, cameras, arms, tactile sensors.
 
 Why: every command that drives a robot resolves it here, so adding a driver is one ``register``
 call and unknown names fail with the list of valid ones. Hardware entries are lazy
@@ -12,7 +12,7 @@ import functools
 import logging
 from typing import Any
 
-from drivers.interfaces import Robot, TeleopDevice
+from drivers.interfaces import Arm, Camera, Robot, TactileSensor, TeleopDevice
 from robot_learning.registry import Registry, UnknownNameError
 from robot_learning.sim.tasks import TASKS
 
@@ -22,6 +22,9 @@ SIM_PREFIX = "sim:"
 
 ROBOTS: Registry[Robot] = Registry("robot")
 TELEOPS: Registry[TeleopDevice] = Registry("teleop")
+CAMERAS: Registry[Camera] = Registry("camera")
+ARMS: Registry[Arm] = Registry("arm")
+TACTILE_SENSORS: Registry[TactileSensor] = Registry("tactile sensor")
 
 
 class DriverUnavailableError(RuntimeError):
@@ -34,6 +37,13 @@ _REQUIREMENTS: dict[str, tuple[str, str]] = {
     "spacemouse": ("pyspacemouse", "SpaceMouse teleop"),
     "gamepad": ("pygame", "gamepad teleop"),
     "leader": ("dynamixel-sdk", "Dynamixel leader-arm teleop"),
+    "realsense": ("pyrealsense2", "Intel RealSense camera driver"),
+    "opencv": ("opencv-python-headless", "OpenCV/UVC camera driver"),
+    "ur": ("ur-rtde", "Universal Robots arm driver"),
+    "dynamixel": ("dynamixel-sdk", "Dynamixel arm driver"),
+    "gelsight_mini": ("opencv-python-headless", "GelSight Mini tactile driver"),
+    "digit": ("opencv-python-headless", "DIGIT tactile driver"),
+    "anyskin": ("pyserial", "AnySkin/ReSkin magnetometer skin driver"),
 }
 
 
@@ -84,8 +94,48 @@ TELEOPS.register(
     "Dynamixel leader arm, GELLO/ALOHA style; needs calibration= (joint-mode robots)",
 )
 
+CAMERAS.register(
+    "realsense",
+    "drivers.cameras.realsense:RealSenseCamera",
+    "Intel RealSense D4xx via pyrealsense2: colour + aligned depth, hardware timestamps",
+)
+CAMERAS.register(
+    "opencv",
+    "drivers.cameras.opencv:OpenCVCamera",
+    "any UVC webcam or video file via OpenCV (cv2.VideoCapture)",
+)
+ARMS.register("sim", "drivers.arms.sim:SimArm", "the MuJoCo UR5e in joint-position mode")
+ARMS.register(
+    "ur",
+    "drivers.arms.ur:URArm",
+    "Universal Robots e-Series via ur-rtde: servoJ streaming with waypoint interpolation",
+)
+ARMS.register(
+    "dynamixel",
+    "drivers.arms.dynamixel:DynamixelArm",
+    "Dynamixel protocol 2.0 follower arm (Koch, SO-100, ALOHA style) via dynamixel-sdk",
+)
+TACTILE_SENSORS.register(
+    "sim", "drivers.tactile.sim:SimTactile", "fingertip taxel grids from MuJoCo contacts"
+)
+TACTILE_SENSORS.register(
+    "gelsight_mini",
+    "drivers.tactile.uvc:GelSightMini",
+    "GelSight Mini (UVC): crop, resize, reference frame and difference image",
+)
+TACTILE_SENSORS.register(
+    "digit",
+    "drivers.tactile.uvc:Digit",
+    "DIGIT (UVC): crop, resize, reference frame and difference",
+)
+TACTILE_SENSORS.register(
+    "anyskin",
+    "drivers.tactile.anyskin:AnySkin",
+    "AnySkin/ReSkin magnetometer skin over a serial stream, with re-zero",
+)
 
-def make_robot(name: str, **kwargs: Any) -> Robot:
+
+def make_robot(name: str, /, **kwargs: Any) -> Robot:
     """Build the robot called ``name`` (``sim:<task>`` or a hardware name) with ``kwargs``."""
     if name.startswith(SIM_PREFIX):
         task = name[len(SIM_PREFIX) :]
@@ -98,9 +148,24 @@ def make_robot(name: str, **kwargs: Any) -> Robot:
     return _resolve(ROBOTS, name)(**kwargs)
 
 
-def make_teleop(name: str, **kwargs: Any) -> TeleopDevice:
+def make_teleop(name: str, /, **kwargs: Any) -> TeleopDevice:
     """Build the teleop device called ``name`` (e.g. ``scripted``, which takes ``robot=``)."""
     return _resolve(TELEOPS, name)(**kwargs)
+
+
+def make_camera(name: str, /, **kwargs: Any) -> Camera:
+    """Build the camera driver called ``name`` (``realsense``, ``opencv``)."""
+    return _resolve(CAMERAS, name)(**kwargs)
+
+
+def make_arm(name: str, /, **kwargs: Any) -> Arm:
+    """Build the arm driver called ``name`` (``sim``, ``ur``, ``dynamixel``)."""
+    return _resolve(ARMS, name)(**kwargs)
+
+
+def make_tactile(name: str, /, **kwargs: Any) -> TactileSensor:
+    """Build the tactile driver called ``name`` (``sim``, ``gelsight_mini``, ``digit``, ...)."""
+    return _resolve(TACTILE_SENSORS, name)(**kwargs)
 
 
 def _resolve(registry: Registry[Any], name: str) -> Any:
@@ -121,11 +186,17 @@ def _resolve(registry: Registry[Any], name: str) -> Any:
 
 
 __all__ = [
+    "ARMS",
+    "CAMERAS",
     "ROBOTS",
     "SIM_PREFIX",
+    "TACTILE_SENSORS",
     "TELEOPS",
     "DriverUnavailableError",
+    "make_arm",
+    "make_camera",
     "make_robot",
+    "make_tactile",
     "make_teleop",
     "sim_robot_names",
 ]

@@ -28,11 +28,12 @@ VENV_DIR="${REPO_ROOT}/.venv"
 VPY="${VENV_DIR}/bin/python"
 STAMP_FILE="${VENV_DIR}/.setup-stamp"
 
-# Extras installed for development and CI. teleop is here because its vendor libraries are
-# tested against protocol emulators. Not here: realsense/tactile (hardware only), vla
+# Extras installed for development and CI. teleop, realsense, camera, tactile and ur are here
+# because their vendor libraries are tested against protocol emulators (ur: imports only). Not
+# here: vla
 # (sentence-transformers pulls transformers), viz (rerun-sdk, ~500 MB), sim (empty: MuJoCo is
 # a core dependency).
-SETUP_EXTRAS="${SETUP_EXTRAS:-dev,ros,train,data,teleop,serve}"
+SETUP_EXTRAS="${SETUP_EXTRAS:-dev,ros,train,data,teleop,serve,realsense,camera,tactile,ur}"
 # "+cpu" makes pip accept only the CPU build: never the multi-GB CUDA wheel from PyPI.
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0+cpu}"
 TORCH_WHEEL_DIR="${TORCH_WHEEL_DIR:-/opt/wheels}"

@@ -21,18 +21,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import termios
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dynamixel_sdk as dxl
 import yaml
 
-from drivers.interfaces import DeviceNotConnectedError, Robot, TeleopDevice
+from drivers.arms.dynamixel_bus import (
+    ADDR_PRESENT_POSITION,
+    ADDR_TORQUE_ENABLE,
+    DEFAULT_BAUDRATE,
+    DEFAULT_PORT,
+    LEN_PRESENT_POSITION,
+    SDK_BAUDRATES,
+    DynamixelBus,
+    DynamixelBusError,
+    rad_to_ticks,
+    ticks_to_rad,
+    wrap_near,
+)
+from drivers.interfaces import Robot, TeleopDevice
 from drivers.teleop.mapping import (
     GRIPPER_NAME,
     JointTargetLayout,
@@ -45,35 +56,9 @@ from robot_learning.specs import SpecDict
 from robot_learning.types import Action, Observation
 
 LOG = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
-PROTOCOL_VERSION = 2.0
-ADDR_TORQUE_ENABLE = 64
-ADDR_PRESENT_POSITION = 132
-LEN_PRESENT_POSITION = 4
-TICKS_PER_REV = 4096
-CENTER_TICK = 2048
-DEFAULT_PORT = "/dev/ttyUSB0"
-DEFAULT_BAUDRATE = 57600  # X-series factory default
-SDK_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600,
-                 1000000, 1152000, 2000000, 2500000, 3000000, 3500000, 4000000)  # fmt: skip
-
-
-class LeaderArmError(RuntimeError):
-    """The leader arm's bus answered wrongly or not at all (ids, power, cabling, baud rate)."""
-
-
-def ticks_to_rad(ticks: int) -> float:
-    return (ticks - CENTER_TICK) * 2.0 * math.pi / TICKS_PER_REV
-
-
-def rad_to_ticks(angle: float) -> int:
-    return round(angle * TICKS_PER_REV / (2.0 * math.pi)) + CENTER_TICK
-
-
-def wrap_near(value: float, center: float) -> float:
-    """``value`` plus a multiple of 2π, within ±π of ``center``."""
-    return center + (value - center + math.pi) % (2.0 * math.pi) - math.pi
+# the leader's bus failures are the shared bus's errors (kept under the leader's name)
+LeaderArmError = DynamixelBusError
 
 
 # ---- calibration --------------------------------------------------------------------------------
@@ -243,109 +228,6 @@ def calibration_from_reference(
     return tuple(out)
 
 
-# ---- the bus ------------------------------------------------------------------------------------
-class DynamixelBus:
-    """The few protocol 2.0 operations a leader arm needs, with errors that say what to check."""
-
-    def __init__(self, port: str, baudrate: int = DEFAULT_BAUDRATE, retries: int = 2) -> None:
-        self.port = port
-        self.baudrate = baudrate
-        self.retries = retries
-        self._port: Any = None
-        self._packet = dxl.PacketHandler(PROTOCOL_VERSION)
-
-    @property
-    def where(self) -> str:
-        return f"{self.port} at {self.baudrate} baud"
-
-    def open(self) -> None:
-        port = dxl.PortHandler(self.port)
-        try:
-            port.openPort()
-        except OSError as exc:  # serial.SerialException is an OSError
-            raise DeviceNotConnectedError(
-                f"cannot open the leader arm's port {self.port} ({exc}); is the USB adapter "
-                "plugged in (ls /dev/serial/by-id) and are you in the 'dialout' group?"
-            ) from exc
-        self._port = port
-        if not self._guard("set baud rate", port.setBaudRate, self.baudrate):
-            self.close()
-            raise LeaderArmError(f"baud rate {self.baudrate} unsupported; valid: {SDK_BAUDRATES}")
-
-    def close(self) -> None:
-        if self._port is not None:
-            try:
-                self._port.closePort()
-            except (OSError, termios.error) as exc:
-                LOG.debug("closing %s: %s", self.port, exc)
-            self._port = None
-
-    def _guard(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
-        """Run an SDK call; an I/O error means the adapter is gone, not a protocol problem."""
-        if self._port is None:
-            raise DeviceNotConnectedError(f"leader arm bus {self.port} is not open")
-        try:
-            return call(*args)
-        except (OSError, termios.error) as exc:
-            self._port.is_using = False  # the SDK leaves its busy flag set when a read raises
-            raise DeviceNotConnectedError(
-                f"leader arm bus {self.where}: {what} failed ({exc}); was the USB adapter "
-                "unplugged or the servos' power cut?"
-            ) from exc
-
-    def ping(self, dxl_id: int) -> tuple[int | None, str]:
-        """``(model number, "")`` or ``(None, why)`` when the servo does not answer properly."""
-        model, result, error = self._guard(f"ping {dxl_id}", self._packet.ping, self._port, dxl_id)
-        if result != dxl.COMM_SUCCESS:
-            return None, self._packet.getTxRxResult(result)
-        if error:
-            LOG.warning("servo %d reports %s", dxl_id, self._packet.getRxPacketError(error))
-        return int(model), ""
-
-    def write1(self, dxl_id: int, address: int, value: int) -> None:
-        result, error = self._guard(
-            f"write servo {dxl_id}", self._packet.write1ByteTxRx, self._port, dxl_id, address, value
-        )
-        if result != dxl.COMM_SUCCESS or error:
-            why = self._packet.getTxRxResult(result) or self._packet.getRxPacketError(error)
-            raise LeaderArmError(f"servo {dxl_id} on {self.where}: write {address} failed: {why}")
-
-    def sync_read(self, address: int, length: int, ids: Sequence[int]) -> dict[int, int]:
-        """Signed values of one field from every servo in ``ids``, retried on line noise."""
-        group = dxl.GroupSyncRead(self._port, self._packet, address, length)
-        for dxl_id in ids:
-            group.addParam(dxl_id)
-        result = dxl.COMM_TX_FAIL
-        for attempt in range(self.retries + 1):
-            result = self._guard("sync read", group.txRxPacket)
-            if result == dxl.COMM_SUCCESS:
-                break
-            LOG.debug("sync read attempt %d: %s", attempt, self._packet.getTxRxResult(result))
-            time.sleep(0.005)  # let stragglers arrive, then drop them
-            self._guard("clear port", self._port.clearPort)
-        else:
-            raise LeaderArmError(self._diagnose(ids, self._packet.getTxRxResult(result)))
-        values = {}
-        for dxl_id in ids:
-            raw = group.getData(dxl_id, address, length)
-            values[dxl_id] = raw - (1 << (8 * length)) if raw >= 1 << (8 * length - 1) else raw
-        return values
-
-    def _diagnose(self, ids: Sequence[int], why: str) -> str:
-        silent = [i for i in ids if self.ping(i)[0] is None]
-        if silent:
-            answering = [i for i in ids if i not in silent]
-            return (
-                f"leader arm on {self.where}: no answer from servo id(s) {silent} ({why}); "
-                f"answering: {answering}. Check those servos' cable and power, and that ids "
-                "and baud rate match the calibration file"
-            )
-        return (
-            f"leader arm on {self.where}: sync read failed {self.retries + 1} times ({why}) "
-            "though every servo answers a ping; check the cable and the baud rate"
-        )
-
-
 # ---- the device ---------------------------------------------------------------------------------
 class LeaderArmTeleop(TeleopDevice):
     """Joint targets from a Dynamixel leader arm, placed into the robot's action spec by name.
@@ -379,7 +261,7 @@ class LeaderArmTeleop(TeleopDevice):
         self.baudrate = baudrate or calibration.baudrate
         self.robot = robot
         self._given_spec = action_spec
-        self._bus = DynamixelBus(self.port, self.baudrate, retries)
+        self._bus = DynamixelBus(self.port, self.baudrate, retries, label="leader arm")
         spec = resolve_action_spec(robot, action_spec, self.device_name)
         self._spec: SpecDict | None = spec
         self._layout: JointTargetLayout | None = None
@@ -396,14 +278,7 @@ class LeaderArmTeleop(TeleopDevice):
         self._spec = spec
         self._bus.open()
         try:
-            silent = {}
-            for dxl_id in self.calibration.ids:
-                for _ in range(self._bus.retries + 1):  # line noise is no reason to give up
-                    model, why = self._bus.ping(dxl_id)
-                    if model is not None:
-                        break
-                if model is None:
-                    silent[dxl_id] = why
+            silent = self._bus.silent_ids(self.calibration.ids)  # retried on line noise
             if silent:
                 raise LeaderArmError(
                     f"leader arm on {self._bus.where}: servo id(s) {sorted(silent)} do not answer "
@@ -497,7 +372,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.command == "show":
         calibration = LeaderCalibration.load(args.calibration)
-        bus = DynamixelBus(args.port or calibration.port or DEFAULT_PORT, calibration.baudrate)
+        bus = DynamixelBus(
+            args.port or calibration.port or DEFAULT_PORT, calibration.baudrate, label="leader arm"
+        )
         bus.open()
         try:
             while True:
@@ -515,7 +392,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     signs, reference = _floats(args.signs), _floats(args.reference)
     if not len(names) == len(ids) == len(signs) == len(reference):
         parser.error("--ids, --names, --signs and --reference need one entry per joint")
-    bus = DynamixelBus(args.port, args.baudrate)
+    bus = DynamixelBus(args.port, args.baudrate, label="leader arm")
     bus.open()
     try:
         for dxl_id in ids + ([args.gripper_id] if args.gripper_id is not None else []):

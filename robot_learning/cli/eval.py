@@ -49,6 +49,14 @@ def check_policy_dir(text: str) -> Path:
     return path
 
 
+def recipe_execution(policy_dir: Path) -> str:
+    """The execution mode the checkpoint's recipe recommends (``rtc`` when it names none)."""
+    from robot_learning.policies.checkpoint import read_config
+
+    recipe = read_config(policy_dir).get("recipe") or {}
+    return str((recipe.get("eval") or {}).get("execution") or "rtc")
+
+
 def load_checkpoint(path: Path, inference_steps: int | None) -> Policy:
     """``load_policy`` with load failures turned into one-line errors."""
     overrides: dict[str, Any] = {}
@@ -160,12 +168,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else policy_dir / "eval" / f"{task}-{variant}"
         policy = load_checkpoint(policy_dir, args.steps)
         source = str(policy_dir)
+        execution = args.execution or recipe_execution(policy_dir)
     else:
         if args.steps is not None:
             raise CLIError("--steps applies to a local --policy; the server sets its own")
         out = Path(args.out) if args.out else Path("eval") / f"{task}-{variant}"
         policy = connect_server(args.server, args.token_file, args.server_policy)
         source = args.server
+        execution = args.execution or "rtc"
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out}: exists and is not a directory")
 
@@ -192,7 +202,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             seed=args.seed,
             video_dir=out,
             videos=args.videos,
-            execution=args.execution,
+            execution=execution,  # type: ignore[arg-type]
             inference_delay_ms=args.inference_delay_ms,
             progress=progress,
         )
@@ -285,9 +295,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--execution",
         choices=["rtc", "ensemble", "naive"],
-        default="rtc",
+        default=None,
         help="how chunks are joined: rtc (request early, hold the committed prefix), "
-        "ensemble (average overlapping chunks), naive (wait for each chunk) (default: rtc)",
+        "ensemble (average overlapping chunks), naive (wait for each chunk) (default: the "
+        "checkpoint recipe's eval.execution, else rtc)",
     )
     p.add_argument(
         "--inference-delay-ms",

@@ -18,7 +18,16 @@ from robot_learning.cli import ArgumentParser, CLIError
 from robot_learning.registry import UnknownNameError
 
 PROG = "robot-learning"
-COMMANDS: tuple[str, ...] = ("sim", "collect", "dataset", "train", "eval", "serve", "demo")
+COMMANDS: tuple[str, ...] = (
+    "sim",
+    "collect",
+    "dataset",
+    "train",
+    "eval",
+    "serve",
+    "bringup",
+    "demo",
+)
 LOG = logging.getLogger(__name__)
 
 

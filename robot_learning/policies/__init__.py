@@ -15,6 +15,11 @@ POLICIES.register(
     "robot_learning.policies.diffusion_io:load_diffusion",
     "diffusion / flow-matching policy over action chunks (UNet or transformer denoiser)",
 )
+POLICIES.register(
+    "scripted_lift",
+    "robot_learning.policies.scripted:load_scripted_lift",
+    "observation-only scripted lift controller (no weights): a baseline and a stack test fixture",
+)
 
 
 def load_policy(path: str | Path, device: str = "cpu", **overrides: Any) -> Policy:

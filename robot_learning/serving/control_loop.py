@@ -80,9 +80,22 @@ class PolicyControlLoop:
         obs = self.robot.reset(seed=seed)
         self._window.clear()
         self._push(obs)
-        self.runner.executor.reset()
+        self.runner.reset()
         self.safety.reset()
         self.tick = 0
+
+    def prime(self, timeout_s: float) -> bool:
+        """Request the episode's first chunk and wait for it, so tick 0 acts instead of holding.
+
+        A robot at rest can afford the wait, and evaluation in sim time has its first chunk at
+        tick 0 too. Returns False when nothing arrived in ``timeout_s`` (the loop then holds).
+        """
+        deadline = self.clock() + timeout_s
+        while self.clock() < deadline:
+            if self.runner.step(self.tick, self.window()) is not None:
+                return True
+            self.sleep(0.002)
+        return False
 
     def _push(self, obs: Observation) -> None:
         picked = {}
@@ -121,9 +134,12 @@ class PolicyControlLoop:
             gripper_pos=None if grip is None else float(np.asarray(grip).reshape(-1)[0]),
         )
 
-    def step(self) -> TickRecord:
-        """One control tick (no pacing); returns what was sent."""
-        timed = self.runner.step(self.tick, self.window())
+    def step(self, hold: bool = False) -> TickRecord:
+        """One control tick (no pacing); returns what was sent.
+
+        ``hold`` (an operator's hold) sends the safety layer's hold instead of the policy's action.
+        """
+        timed = None if hold else self.runner.step(self.tick, self.window())
         command = self.safety.filter(None if timed is None else timed.value, self.arm_state())
         now = self.clock()
         self.robot.send_action(Action(values={"action": command}, t_exec=now))

@@ -112,6 +112,13 @@ class AsyncChunkRunner:
         self._server_ok = False
         self.executor.clear_plan()
 
+    def reset(self) -> None:
+        """Start an episode: forget the plan and any request in flight (its late result is
+        dropped), so a chunk computed for the previous episode never lands in this one."""
+        with self._lock:
+            self._request = None
+            self.executor.reset()
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -305,7 +305,13 @@ def run_eval(recipe: Recipe, policy: torch.nn.Module, step: int, episodes: int) 
     assert isinstance(policy, DiffusionPolicy)
     ec = recipe.eval
     result = evaluate(
-        policy, ec.task, episodes, variant=ec.variant, num_envs=ec.num_envs, seed=10_000
+        policy,
+        ec.task,
+        episodes,
+        variant=ec.variant,
+        num_envs=ec.num_envs,
+        seed=10_000,
+        execution=ec.execution,  # type: ignore[arg-type]
     )
     entry = {
         "step": step,

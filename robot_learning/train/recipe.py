@@ -48,6 +48,17 @@ class EvalConfig:
     num_envs: int = 2
     variant: str = "default"
     final_episodes: int = 0  # evaluate the final checkpoint with this many episodes (0: skip)
+    # how chunks are joined when this recipe's checkpoints are evaluated: rtc | ensemble | naive
+    # (``robot-learning eval`` uses it unless --execution is given)
+    execution: str = "rtc"
+
+    def __post_init__(self) -> None:
+        from robot_learning.serving.executor import EXECUTION_MODES
+
+        if self.execution not in EXECUTION_MODES:
+            raise ValueError(
+                f"eval.execution {self.execution!r} is unknown; valid: {', '.join(EXECUTION_MODES)}"
+            )
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""``robot-learning bringup``: start a ROS 2 launch file's processes without ``ros2 launch``."""

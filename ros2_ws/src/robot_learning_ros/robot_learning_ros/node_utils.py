@@ -1,0 +1,91 @@
+"""Parameters with typed defaults and one way to run a node until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+import yaml
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+LOG = logging.getLogger(__name__)
+FASTDDS_TRANSPORTS_ENV = "FASTDDS_BUILTIN_TRANSPORTS"
+
+
+def declare(node: Node, **defaults: Any) -> dict[str, Any]:
+    """Declare every parameter with its default (which fixes its type); return the values.
+
+    Why: a parameter file with a misspelt name or a wrong type then fails at start-up with
+    rclpy's message naming the parameter, instead of being silently ignored.
+    """
+    values: dict[str, Any] = {}
+    for name, default in defaults.items():
+        node.declare_parameter(name, default)
+        values[name] = node.get_parameter(name).value
+    return values
+
+
+def parse_driver_args(text: str, example: str = "{source: /dev/video0}") -> dict[str, Any]:
+    """The ``driver_args`` parameter (a YAML mapping in a string) as keyword arguments."""
+    try:
+        value = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ValueError(
+            f"driver_args {text!r} is not valid YAML ({exc}); expected a mapping such as "
+            f"'{example}'"
+        ) from exc
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(
+            f"driver_args must be a YAML mapping of keyword arguments, got {text!r}; e.g. "
+            f"'{example}'"
+        )
+    return value
+
+
+def use_large_data_transport() -> None:
+    """Fast DDS's default shared-memory segment (512 KB) is smaller than one 640x480 RGB frame,
+    so images fall back to fragmented best-effort UDP and two-thirds are lost under load;
+    the ``LARGE_DATA`` builtin transports carry them whole. Every participant should agree, so
+    every node (and ``robot-learning bringup``) sets it unless the environment chose already."""
+    os.environ.setdefault(FASTDDS_TRANSPORTS_ENV, "LARGE_DATA")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
+    """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, then clean up in order.
+
+    rclpy's own signal handler would invalidate the context while worker threads still publish;
+    here a signal only stops the spin, the node's ``shutdown()`` stops its threads, and only then
+    is the context shut down. A multi-threaded executor keeps services (e-stop, hold) answering
+    while a callback runs.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    use_large_data_transport()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    node: Node | None = None
+    try:
+        node = factory()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            stop = getattr(node, "shutdown", None)
+            if callable(stop):
+                stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
