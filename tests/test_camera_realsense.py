@@ -24,7 +24,7 @@ from drivers.emulators.realsense_device import (  # noqa: E402
     write_recording,
 )
 from drivers.interfaces import DeviceNotConnectedError  # noqa: E402
-from drivers.registry import CAMERAS, make_camera  # noqa: E402
+from drivers.registry import make_camera  # noqa: E402
 
 # a D405-like camera: depth counts of 0.1 mm at half the colour resolution
 D405 = EmulatedRealSenseConfig(serial="EMU405", depth_width=32, depth_height=24, depth_units=0.0001)
@@ -41,11 +41,10 @@ def recording(tmp_path: Path) -> Path:
 
 
 def test_playback_pixels_depth_timestamps_and_dropped_frames(recording: Path) -> None:
-    # make_camera's own first parameter is called ``name``: the feature prefix goes through the
-    # registry entry itself
-    cam = CAMERAS.get("realsense")(playback=str(recording), real_time=False, name="wrist")
+    cam = make_camera(
+        "realsense", playback=str(recording), real_time=False, name="wrist", timeout_ms=1000
+    )
     assert isinstance(cam, RealSenseCamera)
-    assert isinstance(make_camera("realsense", playback=str(recording)), RealSenseCamera)
     with pytest.raises(DeviceNotConnectedError, match="read"):
         cam.read()
     with cam:

@@ -16,7 +16,6 @@ from drivers.interfaces import (
 from drivers.registry import (
     ROBOTS,
     TELEOPS,
-    DriverUnavailableError,
     make_robot,
     make_teleop,
 )
@@ -67,13 +66,17 @@ def test_unknown_sim_task_lists_valid_sim_robots() -> None:
     assert all(f"sim:{task}" in message for task in TASK_NAMES)
 
 
-def test_ur5e_is_registered_but_unavailable_with_a_clear_error() -> None:
-    with pytest.raises(DriverUnavailableError) as info:
-        make_robot("ur5e")
-    message = str(info.value)
-    assert "UR5e hardware driver" in message
-    assert "ur-rtde" in message
-    assert "not available in this installation" in message
+def test_missing_vendor_package_is_a_clear_driver_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UR driver imports ur-rtde only when it connects; without it the error says what to
+    install instead of an import traceback from deep inside the driver."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rtde_control", None)  # as if ur-rtde were not installed
+    monkeypatch.setitem(sys.modules, "rtde_receive", None)
+    robot = make_robot("ur5e", host="127.0.0.1")
+    with pytest.raises(ImportError, match=r"needs the 'ur-rtde' package \(pip install ur-rtde\)"):
+        robot.connect()
+    assert not robot.is_connected
 
 
 def test_unknown_teleop_lists_valid_names() -> None:

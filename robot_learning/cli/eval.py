@@ -51,10 +51,14 @@ def check_policy_dir(text: str) -> Path:
 
 def recipe_execution(policy_dir: Path) -> str:
     """The execution mode the checkpoint's recipe recommends (``rtc`` when it names none)."""
-    from robot_learning.policies.checkpoint import read_config
+    from robot_learning.policies.checkpoint import CheckpointError, read_config
 
-    recipe = read_config(policy_dir).get("recipe") or {}
-    return str((recipe.get("eval") or {}).get("execution") or "rtc")
+    try:
+        recipe = read_config(policy_dir).get("recipe") or {}
+    except CheckpointError:  # policies without a recipe (scripted, adapters) name none
+        return "rtc"
+    eval_section = recipe.get("eval") if isinstance(recipe, dict) else None
+    return str((eval_section or {}).get("execution") or "rtc")
 
 
 def load_checkpoint(path: Path, inference_steps: int | None) -> Policy:

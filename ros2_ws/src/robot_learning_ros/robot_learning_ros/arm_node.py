@@ -44,7 +44,7 @@ from robot_learning_ros.conversions import (
     joint_state_msg,
     trajectory_points,
 )
-from robot_learning_ros.node_utils import declare, parse_driver_args, run_node
+from robot_learning_ros.node_utils import declare, paced_loop, parse_driver_args, run_node
 from robot_learning_ros.qos import COMMAND_QOS, SENSOR_QOS
 
 TIMED_DRIVERS = frozenset({"ur"})  # take (target, t_exec) waypoints and interpolate
@@ -213,16 +213,8 @@ class ArmNode(Node):
 
     # ---- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
-        next_tick = time.monotonic()
         try:
-            while not self._stop.is_set() and rclpy.ok(context=self.context):
-                self._tick()
-                next_tick += self.period
-                delay = next_tick - time.monotonic()
-                if delay > 0:
-                    self._stop.wait(delay)
-                else:
-                    next_tick = time.monotonic()
+            paced_loop(self.period, self._tick, self._stop)
         except Exception as exc:
             if self._stop.is_set():
                 return
@@ -271,15 +263,7 @@ class ArmNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    nodes: list[ArmNode] = []
-
-    def build() -> ArmNode:
-        nodes.append(ArmNode())
-        return nodes[-1]
-
-    run_node(build, args)
-    if nodes and nodes[0].failed:
-        raise SystemExit(1)
+    run_node(ArmNode, args)
 
 
 if __name__ == "__main__":

@@ -204,15 +204,7 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    nodes: list[CameraNode] = []
-
-    def build() -> CameraNode:
-        nodes.append(CameraNode())
-        return nodes[-1]
-
-    run_node(build, args)
-    if nodes and nodes[0].failed:
-        raise SystemExit(1)
+    run_node(CameraNode, args)
 
 
 if __name__ == "__main__":

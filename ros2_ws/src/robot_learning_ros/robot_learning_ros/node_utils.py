@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,12 +60,27 @@ def use_large_data_transport() -> None:
     os.environ.setdefault(FASTDDS_TRANSPORTS_ENV, "LARGE_DATA")
 
 
+def paced_loop(period: float, tick: Callable[[], None], stop: threading.Event) -> None:
+    """Call ``tick`` every ``period`` seconds on absolute deadlines (a slow tick does not shift
+    the rest; after an overrun the schedule restarts from now) until ``stop`` is set."""
+    next_tick = time.monotonic()
+    while not stop.is_set():
+        tick()
+        next_tick += period
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        else:
+            next_tick = time.monotonic()
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, then clean up in order.
+    """Init rclpy, build the node, spin until Ctrl-C / SIGTERM, then clean up in order; exit
+    with status 1 when the node sets ``failed`` (its device failed while running).
 
     rclpy's own signal handler would invalidate the context while worker threads still publish;
     here a signal only stops the spin, the node's ``shutdown()`` stops its threads, and only then
@@ -89,3 +106,5 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
                 stop()
             node.destroy_node()
         rclpy.try_shutdown()
+    if getattr(node, "failed", False):  # a driver failed while running: let supervisors know
+        raise SystemExit(1)

@@ -190,15 +190,7 @@ class TactileNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    nodes: list[TactileNode] = []
-
-    def build() -> TactileNode:
-        nodes.append(TactileNode())
-        return nodes[-1]
-
-    run_node(build, args)
-    if nodes and nodes[0].failed:
-        raise SystemExit(1)
+    run_node(TactileNode, args)
 
 
 if __name__ == "__main__":

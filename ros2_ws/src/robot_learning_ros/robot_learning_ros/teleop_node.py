@@ -51,7 +51,7 @@ from robot_learning_ros.conversions import (
     pose_values,
     trajectory_msg,
 )
-from robot_learning_ros.node_utils import declare, parse_driver_args, run_node
+from robot_learning_ros.node_utils import declare, paced_loop, parse_driver_args, run_node
 from robot_learning_ros.qos import COMMAND_QOS, SENSOR_QOS
 
 JOINT_DEVICES = frozenset({"leader"})  # devices that produce absolute joint targets
@@ -223,16 +223,8 @@ class TeleopNode(Node):
 
     # ---- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
-        next_tick = time.monotonic()
         try:
-            while not self._stop.is_set() and rclpy.ok(context=self.context):
-                self._tick()
-                next_tick += self.period
-                delay = next_tick - time.monotonic()
-                if delay > 0:
-                    self._stop.wait(delay)
-                else:
-                    next_tick = time.monotonic()
+            paced_loop(self.period, self._tick, self._stop)
         except Exception as exc:
             if self._stop.is_set():
                 return
@@ -338,15 +330,7 @@ class TeleopNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    nodes: list[TeleopNode] = []
-
-    def build() -> TeleopNode:
-        nodes.append(TeleopNode())
-        return nodes[-1]
-
-    run_node(build, args)
-    if nodes and nodes[0].failed:
-        raise SystemExit(1)
+    run_node(TeleopNode, args)
 
 
 if __name__ == "__main__":
