@@ -144,9 +144,12 @@ class Listener:
         return future.result()
 
     def close(self) -> None:
+        """Stop spinning before anything is destroyed: a spin thread still inside rclpy while
+        its node, executor or context goes away can crash the interpreter at exit."""
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)
         self.executor.shutdown()
         self.node.destroy_node()
-        self.context.try_shutdown()
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

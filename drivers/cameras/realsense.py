@@ -217,8 +217,13 @@ class RealSenseCamera(Camera):
             if self.config.playback is not None:
                 playback = cfg.resolve(pipeline).get_device().as_playback()
                 playback.set_real_time(self.config.real_time)
+                # paused until every sensor is started: otherwise the reader can hand the first
+                # frames to a sensor the pipeline has not started yet, and they are lost
+                playback.pause()
                 self._playback = playback
             profile = pipeline.start(cfg)
+            if self._playback is not None:
+                self._playback.resume()
         except RuntimeError as exc:
             self._playback = None
             raise CameraError(f"cannot start RealSense {label}: {exc}{self._modes_hint()}") from exc
