@@ -146,10 +146,10 @@ class Listener:
     def close(self) -> None:
         """Stop spinning before anything is destroyed: a spin thread still inside rclpy while
         its node, executor or context goes away can crash the interpreter at exit."""
-        self.context.try_shutdown()
+        self.executor.shutdown(timeout_sec=5.0)  # wakes spin() and waits for running callbacks
         self._thread.join(timeout=5.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.node.destroy_node()  # the DDS participant goes with the node, before the context
+        self.context.try_shutdown()
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

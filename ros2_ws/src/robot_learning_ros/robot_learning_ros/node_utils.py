@@ -96,7 +96,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
         node = factory()
         executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
-        executor.spin()
+        while rclpy.ok():  # short waits, so Ctrl-C / SIGTERM are handled at once
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
