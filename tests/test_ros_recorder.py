@@ -60,6 +60,8 @@ def test_recorder_writes_verified_episodes_from_commanded_motion(tmp_path: Path)
             commands = listener.node.create_publisher(
                 JointTrajectory, "/joint_trajectory_controller/joint_trajectory", COMMAND_QOS
             )
+            # the sim and the recorder both listen before the first command goes out
+            wait_for(lambda: commands.get_subscription_count() >= 2, 30, "command subscribers")
 
             def drive(seconds: float, offset: float) -> float:
                 t_end = time.monotonic() + seconds
