@@ -1,11 +1,18 @@
 """Shared test set-up: headless rendering before MuJoCo is imported, and the Fast DDS transports
-every ROS 2 node uses (``robot_learning_ros.node_utils.use_large_data_transport``): Fast DDS reads
-them once per process, so they are set before any test creates a participant."""
+every ROS 2 node uses (``robot_learning_ros.dds_profile``): Fast DDS reads them once per process,
+so they are set before any test creates a participant; child processes inherit them."""
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "robot_learning_ros")
+)
+from robot_learning_ros.dds_profile import use_robot_learning_transports
+
+use_robot_learning_transports()
 
 
 # ---- process exit -------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ BRINGUP_DIR = PACKAGE_DIR / "bringup"
 if str(PACKAGE_DIR) not in sys.path:
     sys.path.insert(0, str(PACKAGE_DIR))
 
+from robot_learning_ros.dds_profile import use_robot_learning_transports  # noqa: E402
+
 _DOMAIN_OFFSET = (os.getpid() % 10) * 4  # parallel pytest runs use different domains
 _next_domain = 0
 
@@ -52,7 +54,7 @@ def ros_env(domain: int) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR), env.get("PYTHONPATH")) if p)
     env.setdefault("MUJOCO_GL", "egl")
     env["OMP_NUM_THREADS"] = "1"
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # as every node sets it
+    use_robot_learning_transports(env)  # as every node does for itself
     return env
 
 
@@ -114,7 +116,7 @@ class Listener:
 
     def __init__(self, domain: int, name: str = "test_listener") -> None:
         os.environ["ROS_DOMAIN_ID"] = str(domain)
-        os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+        use_robot_learning_transports()  # before this process's first participant
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = Node(name, context=self.context)
@@ -130,6 +132,18 @@ class Listener:
             msg_type, topic, lambda m: out.append((time.monotonic(), m)), qos
         )
         return out
+
+    def diagnostics(self, status_name: str) -> StatusLog:
+        """Every ``/diagnostics`` status named ``status_name`` from now on."""
+        return StatusLog(self, status_name)
+
+    def graph(self) -> str:
+        """What this node sees of the ROS graph: for a failure message."""
+        nodes = sorted(n for n, _ in self.node.get_node_names_and_namespaces())
+        topics = {
+            t: self.node.count_publishers(t) for t, _ in self.node.get_topic_names_and_types()
+        }
+        return f"nodes {nodes}; publishers per topic {topics}"
 
     def call(self, srv_type: Any, name: str, request: Any = None, timeout_s: float = 30.0) -> Any:
         client: Any = self.node.create_client(srv_type, name)
@@ -158,3 +172,42 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.02)
+
+
+class StatusLog:
+    """``/diagnostics`` statuses of one name, each as ``{key: value}`` plus ``level`` and
+    ``message``, newest last: tests wait on a node's own report, not on wall-clock windows."""
+
+    def __init__(self, listener: Listener, status_name: str) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.listener = listener
+        self.status_name = status_name
+        self.statuses: list[dict[str, str]] = []
+        listener.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_msg, 10)
+
+    def _on_msg(self, msg: Any) -> None:
+        for status in msg.status:
+            if status.name == self.status_name:
+                level = status.level
+                level = int.from_bytes(level, "little") if isinstance(level, bytes) else level
+                fields = {kv.key: kv.value for kv in status.values}
+                self.statuses.append({**fields, "level": str(level), "message": status.message})
+
+    def wait(
+        self, predicate: Callable[[dict[str, str]], bool], timeout_s: float, what: str
+    ) -> dict[str, str]:
+        """The first status published after this call that satisfies ``predicate``."""
+        start = len(self.statuses)
+        found: list[dict[str, str]] = []
+
+        def check() -> bool:
+            found[:] = [s for s in self.statuses[start:] if predicate(s)][:1]
+            return bool(found)
+
+        try:
+            wait_for(check, timeout_s, what)
+        except TimeoutError as exc:
+            last = self.statuses[-1] if self.statuses else f"no {self.status_name} status at all"
+            raise TimeoutError(f"{exc}; last: {last}; {self.listener.graph()}") from None
+        return found[0]

@@ -54,8 +54,9 @@ def test_recorder_writes_verified_episodes_from_commanded_motion(tmp_path: Path)
         listener = Listener(procs.domain)
         try:
             states = listener.collect(JointState, "/joint_states", SENSOR_QOS)
+            recorder = listener.diagnostics("recorder")
             wait_for(lambda: len(states) > 0, 60, "joint states from the sim node")
-            wait_for(lambda: "recording" in procs.output("recorder"), 60, "the recorder")
+            recorder.wait(lambda s: not s["missing"], 60, "the recorder hearing the sim")
             start = np.array(states[-1][1].position)
             commands = listener.node.create_publisher(
                 JointTrajectory, "/joint_trajectory_controller/joint_trajectory", COMMAND_QOS
@@ -110,3 +111,28 @@ def test_recorder_writes_verified_episodes_from_commanded_motion(tmp_path: Path)
     base = episode["joint_pos"][:, 0]
     assert base[-1] - base[0] > 0.05, "the recorded joints follow the commands"
     assert episode["scene_rgb"].shape == (n, 32, 32, 3)
+
+
+def test_recorder_names_the_silent_topics_it_waits_for(tmp_path: Path) -> None:
+    """With no robot publishing, an episode cannot take a step: diagnostics and the stop reply
+    name the topics that are silent, and nothing is written."""
+    store_path = tmp_path / "store"
+    with processes(tmp_path) as procs:
+        procs.start_node("recorder", "recorder_node", "-p", f"store:={store_path}")
+        listener = Listener(procs.domain)
+        try:
+            recorder = listener.diagnostics("recorder")
+            idle = recorder.wait(lambda s: True, 30, "the recorder's diagnostics")
+            assert idle["recording"] == "False" and idle["level"] == "1"  # WARN
+            assert "joint_pos (/joint_states)" in idle["missing"]
+            assert "object_pos (/sim/state/object_pos)" in idle["missing"]
+            assert listener.call(Trigger, "/recorder/start").success
+            open_ = recorder.wait(lambda s: s["recording"] == "True", 30, "recording")
+            assert open_["episode_steps"] == "0" and "no message yet on" in open_["message"]
+            stopped = listener.call(SetBool, "/recorder/stop", SetBool.Request(data=True))
+        finally:
+            listener.close()
+    assert not stopped.success
+    assert "no steps" in stopped.message and "joint_pos (/joint_states)" in stopped.message
+    with EpisodeStore.open(store_path) as store:
+        assert store.n_episodes == 0

@@ -165,7 +165,11 @@ def test_estop_holds_within_one_period_and_resume_moves_again(tmp_path: Path) ->
             wait_for(lambda: len(commands) >= 6, 30, "commands from the policy client")
             assert listener.call(Trigger, "/policy_client/estop").success
             t_estop = time.monotonic()
-            time.sleep(1.0)
+            wait_for(  # however slow the loop runs on a loaded machine, it keeps commanding
+                lambda: positions(commands, t_estop + PERIOD).shape[0] >= 5,
+                20,
+                "hold commands while e-stopped",
+            )
             t_resume = time.monotonic()  # before the call: its first command may beat the reply
             assert listener.call(Trigger, "/policy_client/resume").success
             wait_for(
@@ -177,7 +181,7 @@ def test_estop_holds_within_one_period_and_resume_moves_again(tmp_path: Path) ->
     held = positions(commands, t_estop + PERIOD, t_resume)
     resumed = positions(commands, t_resume)
     assert np.abs(np.diff(moving[:, :6], axis=0)).max() > 5e-3, "the arm was moving before"
-    assert held.shape[0] >= 2, "the client keeps commanding a hold while e-stopped"
+    assert held.shape[0] >= 5, "the client keeps commanding a hold while e-stopped"
     assert np.abs(held[:, :6] - held[0, :6]).max() < 1e-3, "no motion one period after e-stop"
     assert np.abs(np.diff(resumed[:, :6], axis=0)).max() > 1e-3, "resume moves again"
     assert "E-STOP latched" in procs.output("client")
@@ -208,7 +212,13 @@ def test_stale_camera_holds_and_malformed_messages_are_rejected(tmp_path: Path) 
             wait_for(lambda: len(commands) >= 5, 30, "commands while the camera streams")
             streaming["on"] = False
             t_stop = time.monotonic()
-            time.sleep(1.2)
+            stale_after = t_stop + 3 * PERIOD + 2 * PERIOD  # stale after 3 periods, one to act
+            wait_for(
+                lambda: positions(commands, stale_after).shape[0] >= 5,
+                20,
+                "commands once the camera went silent",
+            )
+            t_malformed = time.monotonic()
             # malformed input on the topics the client and the sim read (a few times: sensor
             # topics are best effort)
             for _ in range(5):
@@ -232,9 +242,8 @@ def test_stale_camera_holds_and_malformed_messages_are_rejected(tmp_path: Path) 
             )
         finally:
             listener.close()
-    stale_after = t_stop + 3 * PERIOD + 2 * PERIOD  # stale after 3 periods, one more to act
-    held = positions(commands, stale_after, t_stop + 1.2)
-    assert held.shape[0] >= 2  # a loaded 2-core runner may slow the loop; none may move
+    held = positions(commands, stale_after, t_malformed)
+    assert held.shape[0] >= 5
     assert np.abs(held[:, :6] - held[0, :6]).max() < 1e-3, "the arm holds once the camera is stale"
     client_log = procs.output("client")
     assert "stale_obs" in client_log and CAMERA in client_log

@@ -112,6 +112,7 @@ def test_leader_teleop_session_is_recorded_through_ros(tmp_path: Path) -> None:
         try:
             states = listener.collect(JointState, "/joint_states", SENSOR_QOS)
             commands = listener.collect(JointTrajectory, COMMANDS, COMMAND_QOS)
+            recorder = listener.diagnostics("recorder")
             assert listener.call(Trigger, "/sim/reset").success
             wait_for(lambda: len(states) >= 3, 30, "/joint_states from the sim")
             wait_for(
@@ -126,14 +127,30 @@ def test_leader_teleop_session_is_recorded_through_ros(tmp_path: Path) -> None:
             np.testing.assert_allclose(q0, home, atol=0.02)  # the sim waits for a first command
             bus.set_positions(leader_ticks(q0, 0.0))
             wait_for(lambda: len(commands) >= 2, 20, "commands once the leader is aligned")
+            recorder.wait(  # the recorder hears every topic and the teleop node's commands
+                lambda s: not s["missing"] and int(s["commands_received"]) > 0,
+                30,
+                "the recorder to hear the sim and the teleop node",
+            )
             assert listener.call(Trigger, "/recorder/start").success
+            recorder.wait(lambda s: int(s["episode_steps"]) > 0, 30, "a first recorded step")
 
             delta = np.zeros(6)
             delta[pan], delta[lift] = -0.2, -0.15  # lift: a sign -1 servo
             for k in range(1, 21):  # ~2 s of the operator moving the leader
                 bus.set_positions(leader_ticks(q0 + delta * k / 20, 0.6 * k / 20))
                 time.sleep(0.1)
-            time.sleep(0.6)  # let the last targets reach the recorder
+            final = q0 + delta
+            wait_for(  # the leader's last pose is commanded ...
+                lambda: np.allclose(commands[-1][1].points[0].positions[:6], final, atol=3e-3),
+                20,
+                "the leader's final pose commanded",
+            )
+            fresh = recorder.wait(lambda s: True, 10, "a fresh recorder status")
+            steps = int(fresh["episode_steps"])
+            recorder.wait(  # ... and recorded as the action of later steps
+                lambda s: int(s["episode_steps"]) >= steps + 3, 30, "steps after it"
+            )
             stop = listener.call(SetBool, "/recorder/stop", SetBool.Request(data=True))
             assert stop.success, stop.message
             q_end = latest_joints(states)
@@ -234,9 +251,16 @@ def test_keyboard_tcp_deltas_and_session_keys_drive_the_recorder(tmp_path: Path)
             listener = Listener(procs.domain)
             try:
                 commands = listener.collect(JointTrajectory, COMMANDS, COMMAND_QOS)
+                recorder = listener.diagnostics("recorder")
                 assert listener.call(Trigger, "/sim/reset").success
                 wait_for(lambda: len(commands) >= 3, 30, "hold commands from the keyboard teleop")
+                recorder.wait(
+                    lambda s: not s["missing"] and int(s["commands_received"]) > 0,
+                    30,
+                    "the recorder to hear the sim and the teleop node",
+                )
                 assert listener.call(Trigger, "/recorder/start").success
+                recorder.wait(lambda s: int(s["episode_steps"]) > 0, 30, "a first recorded step")
 
                 def press(key: str, times: int = 1) -> None:
                     for _ in range(times):

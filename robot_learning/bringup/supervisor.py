@@ -75,9 +75,8 @@ def process_command(config: BringupConfig, spec: ProcessSpec) -> tuple[list[str]
     pythonpath = os.pathsep.join(
         p for p in (str(package_dir), os.environ.get("PYTHONPATH", "")) if p
     )
-    # 640x480 images need Fast DDS's large-data transports (see robot_learning_ros.node_utils)
-    transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-    return argv, {"PYTHONPATH": pythonpath, "FASTDDS_BUILTIN_TRANSPORTS": transports}
+    # each node sets its Fast DDS transports itself (robot_learning_ros.dds_profile)
+    return argv, {"PYTHONPATH": pythonpath}
 
 
 @dataclass

@@ -166,9 +166,19 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "rclpy": importlib.metadata.version("rclpy"),
         "rmw": get_rmw_implementation_identifier(),
-        "fastdds_builtin_transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT"),
+        "fastdds_transports": fastdds_transports(),
         "loadavg_start": loadavg(),
     }
+
+
+def fastdds_transports() -> str:
+    """What the run's processes use: an explicit ``FASTDDS_BUILTIN_TRANSPORTS`` or profile,
+    else the nodes' own profile (``robot_learning_ros.dds_profile``)."""
+    builtin = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")
+    if builtin:
+        return f"FASTDDS_BUILTIN_TRANSPORTS={builtin}"
+    profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+    return f"profile {profile}" if profile else "robot_learning profile (8 MB shm segment + UDPv4)"
 
 
 def loadavg() -> list[float] | None:
@@ -731,8 +741,8 @@ def print_table(result: dict[str, Any]) -> None:
     m = result["machine"]
     out(
         f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), Python "
-        f"{m['python']}, rclpy {m['rclpy']} ({m['rmw']}, FASTDDS_BUILTIN_TRANSPORTS="
-        f"{m['fastdds_builtin_transports']}), load average {m['loadavg_start']} at "
+        f"{m['python']}, rclpy {m['rclpy']} ({m['rmw']}, "
+        f"{m['fastdds_transports']}), load average {m['loadavg_start']} at "
         f"start, {m['loadavg_end']} at end\n"
     )
     out(f"command: {result['command']}\n\n")
@@ -819,11 +829,11 @@ def assemble(
             "sequence gaps = frames missing between received ones (from the media-time stamps): "
             "lost in transport. The window edges can cost +-1 frame."
         )
-    if machine["fastdds_builtin_transports"] == "DEFAULT":
+    if machine["fastdds_transports"] == "FASTDDS_BUILTIN_TRANSPORTS=DEFAULT":
         notes.append(
-            "Fast DDS ran with its default transports (shared memory with small segments, UDP): "
+            "Fast DDS ran with its default transports (shared memory with 512 KB segments, UDP): "
             "best-effort messages of ~1 MB (640x480 rgb8) can be lost between processes; "
-            "--fastdds-transports LARGE_DATA measures the same with Fast DDS's large-data mode."
+            "without --fastdds-transports the nodes' profile (8 MB segments) is measured."
         )
     start = machine.get("loadavg_start") or [0.0]
     if start[0] > 0.5 * (machine.get("cores") or 1):
@@ -886,8 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fastdds-transports",
         default=None,
-        help="set FASTDDS_BUILTIN_TRANSPORTS for every process of the run (e.g. LARGE_DATA; "
-        "default: the environment's, i.e. Fast DDS's own default unless set)",
+        help="set FASTDDS_BUILTIN_TRANSPORTS for every process of the run (DEFAULT, LARGE_DATA; "
+        "default: the environment's, else the nodes' own Fast DDS profile)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the node logs directory")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")

@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 
 from robot_learning.eval.stats import wilson_interval
 from robot_learning_ros import topics
-from robot_learning_ros.node_utils import use_large_data_transport
+from robot_learning_ros.dds_profile import use_robot_learning_transports
 from robot_learning_ros.qos import STATUS_QOS
 
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episode-timeout-s", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=None, help="write the summary JSON here")
     args, ros_args = parser.parse_known_args(argv)
-    use_large_data_transport()
+    use_robot_learning_transports()
     rclpy.init(args=ros_args)
     node = EpisodeRunner()
     executor = SingleThreadedExecutor()

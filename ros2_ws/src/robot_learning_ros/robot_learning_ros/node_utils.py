@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -16,8 +15,9 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from robot_learning_ros.dds_profile import use_robot_learning_transports
+
 LOG = logging.getLogger(__name__)
-FASTDDS_TRANSPORTS_ENV = "FASTDDS_BUILTIN_TRANSPORTS"
 
 
 def declare(node: Node, **defaults: Any) -> dict[str, Any]:
@@ -52,14 +52,6 @@ def parse_driver_args(text: str, example: str = "{source: /dev/video0}") -> dict
     return value
 
 
-def use_large_data_transport() -> None:
-    """Fast DDS's default shared-memory segment (512 KB) is smaller than one 640x480 RGB frame,
-    so images fall back to fragmented best-effort UDP and two-thirds are lost under load;
-    the ``LARGE_DATA`` builtin transports carry them whole. Every participant should agree, so
-    every node (and ``robot-learning bringup``) sets it unless the environment chose already."""
-    os.environ.setdefault(FASTDDS_TRANSPORTS_ENV, "LARGE_DATA")
-
-
 def paced_loop(period: float, tick: Callable[[], None], stop: threading.Event) -> None:
     """Call ``tick`` every ``period`` seconds on absolute deadlines (a slow tick does not shift
     the rest; after an overrun the schedule restarts from now) until ``stop`` is set."""
@@ -88,7 +80,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
     while a callback runs.
     """
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    use_large_data_transport()
+    use_robot_learning_transports()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     node: Node | None = None

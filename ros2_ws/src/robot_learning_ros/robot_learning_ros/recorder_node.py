@@ -11,8 +11,10 @@ The features come from ``spec_file`` (a JSON/YAML mapping ``{observation: {name:
 action: {name: spec}}``, the format of a checkpoint's ``config.json`` specs) or, in sim, from
 the task (``sim_task``, ``cameras``, ``image_size``, ``tactile``). Services: ``~/start``
 (``std_srvs/Trigger``: open an episode), ``~/stop`` (``std_srvs/SetBool``: commit it, ``data``
-= success), ``~/discard`` (``std_srvs/Trigger``). A killed recorder loses only the open episode:
-the store repairs itself on the next open.
+= success), ``~/discard`` (``std_srvs/Trigger``). ``/diagnostics`` says once a second whether
+the recorder could record (every observation topic heard, commands arriving), naming what is
+missing, and how many steps the open episode holds. A killed recorder loses only the open
+episode: the store repairs itself on the next open.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -129,6 +132,8 @@ class RecorderNode(Node):
         self._command: np.ndarray | None = None
         self._last_step = -1e9
         self.rejected_commands = 0
+        self.commands_received = 0
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(
             JointTrajectory,
             topics.trajectory_topic(str(p["controller"])),
@@ -141,6 +146,7 @@ class RecorderNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._record, name="recorder", daemon=True)
         self._thread.start()
+        self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"recording {len(self.obs_spec)} observation features + {self.action_spec.names()} "
             f"into {path} ({self.store.n_episodes} episodes already) at <= {self.fps:g} Hz"
@@ -165,6 +171,7 @@ class RecorderNode(Node):
             return
         with self._lock:
             self._command = positions[0].astype(np.float32)
+            self.commands_received += 1
 
     def _record(self) -> None:
         last = -1.0
@@ -212,10 +219,8 @@ class RecorderNode(Node):
             return res
         if writer.n_steps == 0:
             writer.discard()
-            res.success, res.message = (
-                False,
-                "the episode has no steps (no command seen); discarded",
-            )
+            res.success = False
+            res.message = f"the episode has no steps ({self._why_idle()}); discarded"
             return res
         index = writer.commit(success=bool(req.data))
         res.success, res.message = True, f"episode {index} committed ({writer.n_steps} steps)"
@@ -231,6 +236,44 @@ class RecorderNode(Node):
         writer.discard()
         res.success, res.message = True, "episode discarded"
         return res
+
+    # ---- reporting -----------------------------------------------------------------------------
+    def _why_idle(self) -> str:
+        """Why no step is being recorded, or "" when steps can be recorded."""
+        missing = self.observations.missing()
+        if missing:
+            return "no message yet on " + ", ".join(missing)
+        with self._lock:
+            if self._command is None:
+                return "no command seen since the episode started"
+        return ""
+
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            writer, commands = self._writer, self.commands_received
+        steps = writer.n_steps if writer is not None else 0
+        status = DiagnosticStatus(name="recorder", hardware_id=str(self.store.root))
+        missing = self.observations.missing()
+        why = self._why_idle() if writer is not None and steps == 0 else ""
+        if missing or why:  # topics silent, or an open episode that cannot take a step
+            status.level = DiagnosticStatus.WARN
+            status.message = why or "no message yet on " + ", ".join(missing)
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = "recording" if writer is not None else "idle"
+        fields: dict[str, Any] = {
+            "recording": writer is not None,
+            "episode_steps": steps,
+            "episodes": self.store.n_episodes,
+            "commands_received": commands,
+            "rejected_commands": self.rejected_commands,
+            "rejected_messages": sum(self.observations.rejected.values()),
+            "missing": "; ".join(missing),
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in fields.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
 
     def shutdown(self) -> None:
         self._stop.set()

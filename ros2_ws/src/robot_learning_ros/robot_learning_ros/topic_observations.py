@@ -225,6 +225,17 @@ class TopicObservations:
     def complete(self) -> bool:
         return all(name in self.values for name in self.spec.names())
 
+    def missing(self) -> list[str]:
+        """``feature (topic)`` for every feature with no accepted message yet."""
+        with self._cond:
+            seen = set(self.values)
+        return [
+            f"{src.feature} ({topic})"
+            for topic, sources in self.sources.items()
+            for src in sources
+            if src.feature not in seen
+        ]
+
     def synced(self, tolerance_s: float) -> bool:
         """Every feature has a message at most ``tolerance_s`` older than the trigger's."""
         floor = self.trigger_stamp - tolerance_s
