@@ -105,6 +105,33 @@ def test_async_chunks_do_not_stall_under_150ms_delay() -> None:
 # ---- killing the server mid-episode ------------------------------------------------------------
 
 
+def test_priming_keeps_the_first_action_for_the_first_tick() -> None:
+    """Waiting for an episode's first chunk must not use up its first action: with tcp deltas
+    a skipped step offsets the arm for the rest of the episode."""
+    rows = np.zeros((CHUNK, 7), dtype=np.float32)
+    rows[:, 0] = 0.002 * (np.arange(CHUNK) + 1)  # each step's dx differs: 2 mm, 4 mm, ...
+    rows[:, 6] = 0.5
+
+    def infer(obs: Mapping[str, Any], prefix: np.ndarray | None) -> np.ndarray:
+        time.sleep(0.05)  # a server's latency
+        return rows
+
+    robot = SimRobot("lift", cameras=(), tactile=False, control_hz=10.0)
+    executor = ChunkExecutor(ExecutorConfig(PERIOD, CHUNK, EXECUTE))
+    safety = SafetyLayer(SafetyConfig.for_sim("ee_delta", 10.0))
+    with robot, AsyncChunkRunner(executor, infer, server_timeout_s=2.0) as runner:
+        loop = PolicyControlLoop(
+            robot, runner, safety, robot.observation_spec(), 2, robot_time=lambda: robot.sim_time
+        )
+        loop.reset(seed=0)
+        assert loop.prime(timeout_s=5.0)
+        records = [loop.step() for _ in range(3)]
+    assert [r.chunk for r in records] == [1, 1, 1], "no hold after priming"
+    for tick, record in enumerate(records):
+        np.testing.assert_allclose(record.command, rows[tick], atol=1e-6)
+    assert safety.counts.get("no_action", 0) == 0
+
+
 def tiny_sim_checkpoint(directory: Path) -> Path:
     """An untrained diffusion policy for sim:lift at 10 Hz whose actions are tiny deltas."""
     torch.manual_seed(0)

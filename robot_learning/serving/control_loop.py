@@ -92,8 +92,8 @@ class PolicyControlLoop:
         """
         deadline = self.clock() + timeout_s
         while self.clock() < deadline:
-            if self.runner.step(self.tick, self.window()) is not None:
-                return True
+            if self.runner.ready(self.tick, self.window()):
+                return True  # tick 0's action stays planned for the first step()
             self.sleep(0.002)
         return False
 

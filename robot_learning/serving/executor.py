@@ -197,6 +197,10 @@ class ChunkExecutor:
         )
 
     # ---- execution -----------------------------------------------------------------------------
+    def has_action(self, tick: int) -> bool:
+        """Whether an action is planned for ``tick`` (nothing is consumed)."""
+        return tick in self._plan
+
     def action_for(self, tick: int) -> TimedAction | None:
         """The action stamped for ``tick`` (None: nothing to execute, the caller holds)."""
         for old in [k for k in self._plan if k < tick]:

@@ -69,13 +69,24 @@ class AsyncChunkRunner:
     def step(self, tick: int, obs_window: Mapping[str, Any]) -> TimedAction | None:
         """Deliver what arrived, request if due, and return the action for ``tick``."""
         with self._lock:
-            self._poll(tick)
-            if self._request is None and self.executor.should_request(tick):
-                prefix = self.executor.committed_prefix(tick) if self._server_ok else None
-                self.executor.on_request(tick)
-                future = self._pool.submit(self.infer, obs_window, prefix)
-                self._request = _Request(tick, self.clock(), future)
+            self._poll_and_request(tick, obs_window)
             return self.executor.action_for(tick)
+
+    def ready(self, tick: int, obs_window: Mapping[str, Any]) -> bool:
+        """Like :meth:`step` (deliver, request if due) but only say whether ``tick`` has an
+        action, leaving it to be executed: waiting for a first chunk must not use it up, as a
+        skipped tcp delta would offset the arm for the rest of the episode."""
+        with self._lock:
+            self._poll_and_request(tick, obs_window)
+            return self.executor.has_action(tick)
+
+    def _poll_and_request(self, tick: int, obs_window: Mapping[str, Any]) -> None:
+        self._poll(tick)
+        if self._request is None and self.executor.should_request(tick):
+            prefix = self.executor.committed_prefix(tick) if self._server_ok else None
+            self.executor.on_request(tick)
+            future = self._pool.submit(self.infer, obs_window, prefix)
+            self._request = _Request(tick, self.clock(), future)
 
     def _poll(self, tick: int) -> None:
         request = self._request
