@@ -238,9 +238,10 @@ class RecorderNode(Node):
         return res
 
     # ---- reporting -----------------------------------------------------------------------------
-    def _why_idle(self) -> str:
-        """Why no step is being recorded, or "" when steps can be recorded."""
-        missing = self.observations.missing()
+    def _why_idle(self, missing: list[str] | None = None) -> str:
+        """Why no step is being recorded, or "" when steps can be recorded (``missing``: the
+        silent features, when the caller has them already)."""
+        missing = self.observations.missing() if missing is None else missing
         if missing:
             return "no message yet on " + ", ".join(missing)
         with self._lock:
@@ -254,10 +255,10 @@ class RecorderNode(Node):
         steps = writer.n_steps if writer is not None else 0
         status = DiagnosticStatus(name="recorder", hardware_id=str(self.store.root))
         missing = self.observations.missing()
-        why = self._why_idle() if writer is not None and steps == 0 else ""
-        if missing or why:  # topics silent, or an open episode that cannot take a step
-            status.level = DiagnosticStatus.WARN
-            status.message = why or "no message yet on " + ", ".join(missing)
+        why = self._why_idle(missing)
+        if why and (missing or (writer is not None and steps == 0)):
+            # topics silent, or an open episode that cannot take a step (no command yet)
+            status.level, status.message = DiagnosticStatus.WARN, why
         else:
             status.level = DiagnosticStatus.OK
             status.message = "recording" if writer is not None else "idle"
