@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -100,6 +101,50 @@ def test_async_chunks_do_not_stall_under_150ms_delay() -> None:
     assert rtc_ex.latency_ticks() >= 2
     assert naive_ex.stats.stalls >= 2 * (naive_ex.stats.chunks - 1)
     assert naive_ex.stats.stalls >= 6
+
+
+def test_a_deferred_request_waits_for_dispatch_and_builds_its_window_only_then() -> None:
+    """A control loop sends its command before the next chunk's request is encoded; the window
+    is built only for ticks that send a request, and a request never dispatched still goes out
+    on the next step."""
+    calls: list[tuple[float, int]] = []
+    arrived = threading.Event()
+
+    def infer(obs: Mapping[str, Any], prefix: np.ndarray | None) -> np.ndarray:
+        calls.append((time.monotonic(), int(np.asarray(obs["tick"]).reshape(-1)[-1])))
+        arrived.set()
+        return np.zeros((CHUNK, 2), dtype=np.float32)
+
+    built: list[int] = []
+
+    def window_for(tick: int) -> Any:
+        def build() -> dict[str, np.ndarray]:
+            built.append(tick)
+            return {"tick": np.full((2, 1), tick, dtype=np.float32)}
+
+        return build
+
+    executor = ChunkExecutor(ExecutorConfig(PERIOD, CHUNK, EXECUTE, mode="naive"))
+    with AsyncChunkRunner(executor, infer, server_timeout_s=2.0) as runner:
+        assert runner.step(0, window_for(0), defer_request=True) is None
+        time.sleep(0.2)
+        assert calls == [] and built == [], "nothing is encoded or sent before dispatch()"
+        sent_at = time.monotonic()
+        runner.dispatch()
+        assert arrived.wait(2.0)
+        assert calls[0][0] >= sent_at and calls[0][1] == 0 and built == [0]
+        runner.dispatch()  # nothing staged: no second request
+        time.sleep(0.1)
+        for tick in range(1, EXECUTE + 1):  # the chunk arrives; no request due until EXECUTE
+            assert runner.step(tick, window_for(tick), defer_request=True) is not None
+            runner.dispatch()
+        assert built == [0], "windows are built only for ticks that request"
+        arrived.clear()
+        runner.step(EXECUTE + 1, window_for(EXECUTE + 1), defer_request=True)  # due: staged
+        assert not arrived.wait(0.1)
+        runner.step(EXECUTE + 2, window_for(EXECUTE + 2))  # the staged one was never dispatched
+        assert arrived.wait(2.0)
+    assert [tick for _, tick in calls] == [0, EXECUTE + 1]
 
 
 # ---- killing the server mid-episode ------------------------------------------------------------

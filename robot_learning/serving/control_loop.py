@@ -92,7 +92,7 @@ class PolicyControlLoop:
         """
         deadline = self.clock() + timeout_s
         while self.clock() < deadline:
-            if self.runner.ready(self.tick, self.window()):
+            if self.runner.ready(self.tick, self.window):
                 return True  # tick 0's action stays planned for the first step()
             self.sleep(0.002)
         return False
@@ -139,10 +139,11 @@ class PolicyControlLoop:
 
         ``hold`` (an operator's hold) sends the safety layer's hold instead of the policy's action.
         """
-        timed = None if hold else self.runner.step(self.tick, self.window())
+        timed = None if hold else self.runner.step(self.tick, self.window, defer_request=True)
         command = self.safety.filter(None if timed is None else timed.value, self.arm_state())
         now = self.clock()
         self.robot.send_action(Action(values={"action": command}, t_exec=now))
+        self.runner.dispatch()  # the next chunk's request goes out once the command is sent
         self._push(self.robot.get_observation())
         record = TickRecord(
             self.tick, now, command, None if timed is None else timed.chunk, self.runner.server_ok

@@ -28,6 +28,9 @@ from robot_learning.serving.executor import ChunkExecutor, TimedAction
 LOG = logging.getLogger(__name__)
 
 InferFn = Callable[[Mapping[str, Any], np.ndarray | None], np.ndarray]  # (obs window, prefix)
+# the observation window, or a function building it: only called when a request is sent, since
+# stacking camera frames every tick for a request every few ticks costs the loop for nothing
+WindowSource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 
 @dataclass
@@ -58,6 +61,7 @@ class AsyncChunkRunner:
         self.server_lost_events = 0
         self._server_ok = True
         self._request: _Request | None = None
+        self._staged: tuple[int, float, WindowSource, np.ndarray | None] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-request")
         self._lock = threading.Lock()
 
@@ -66,13 +70,35 @@ class AsyncChunkRunner:
         """False from the moment the server is lost until a chunk arrives again."""
         return self._server_ok
 
-    def step(self, tick: int, obs_window: Mapping[str, Any]) -> TimedAction | None:
-        """Deliver what arrived, request if due, and return the action for ``tick``."""
+    def step(
+        self, tick: int, obs_window: WindowSource, *, defer_request: bool = False
+    ) -> TimedAction | None:
+        """Deliver what arrived, request if due, and return the action for ``tick``.
+
+        With ``defer_request`` a due request is recorded (its prefix and tick are fixed now) but
+        only sent by :meth:`dispatch`: encoding an observation window with camera images takes
+        the interpreter for a millisecond or more, which a control loop would rather spend
+        sending this tick's command first.
+        """
         with self._lock:
-            self._poll_and_request(tick, obs_window)
+            self._poll_and_request(tick, obs_window, defer_request)
             return self.executor.action_for(tick)
 
-    def ready(self, tick: int, obs_window: Mapping[str, Any]) -> bool:
+    def dispatch(self) -> None:
+        """Send the request that :meth:`step` deferred, if any."""
+        with self._lock:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        staged = self._staged
+        if staged is None:
+            return
+        self._staged = None
+        obs_tick, sent_s, obs_window, prefix = staged
+        window = obs_window() if callable(obs_window) else obs_window
+        self._request = _Request(obs_tick, sent_s, self._pool.submit(self.infer, window, prefix))
+
+    def ready(self, tick: int, obs_window: WindowSource) -> bool:
         """Like :meth:`step` (deliver, request if due) but only say whether ``tick`` has an
         action, leaving it to be executed: waiting for a first chunk must not use it up, as a
         skipped tcp delta would offset the arm for the rest of the episode."""
@@ -80,13 +106,15 @@ class AsyncChunkRunner:
             self._poll_and_request(tick, obs_window)
             return self.executor.has_action(tick)
 
-    def _poll_and_request(self, tick: int, obs_window: Mapping[str, Any]) -> None:
+    def _poll_and_request(self, tick: int, obs_window: WindowSource, defer: bool = False) -> None:
+        self._dispatch()  # a request deferred by a caller that never dispatched goes out now
         self._poll(tick)
         if self._request is None and self.executor.should_request(tick):
             prefix = self.executor.committed_prefix(tick) if self._server_ok else None
             self.executor.on_request(tick)
-            future = self._pool.submit(self.infer, obs_window, prefix)
-            self._request = _Request(tick, self.clock(), future)
+            self._staged = (tick, self.clock(), obs_window, prefix)
+            if not defer:
+                self._dispatch()
 
     def _poll(self, tick: int) -> None:
         request = self._request
@@ -128,6 +156,7 @@ class AsyncChunkRunner:
         dropped), so a chunk computed for the previous episode never lands in this one."""
         with self._lock:
             self._request = None
+            self._staged = None
             self.executor.reset()
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / "ros2_ws" / "src" / "robot_learning_ros"
-EXECUTORS = ("single_threaded", "multi_threaded")
+EXECUTORS = ("single_threaded", "multi_threaded", "events")
 
 
 def publisher(seconds: float, rate_hz: float, topics: int) -> None:
@@ -61,7 +61,14 @@ def subscriber(kind: str, seconds: float, topics: int) -> dict[str, Any]:
         node.create_subscription(
             Float64, f"/executor_bench/t{i}", lambda m: delays.append(time.time() - m.data), 10
         )
-    executor = SingleThreadedExecutor() if kind == "single_threaded" else MultiThreadedExecutor(2)
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+
+        executor = EventsExecutor()
+    else:
+        executor = (
+            SingleThreadedExecutor() if kind == "single_threaded" else MultiThreadedExecutor(2)
+        )
     executor.add_node(node)
     end = time.time() + seconds
     while time.time() < end:  # as robot_learning_ros.node_utils.run_node spins

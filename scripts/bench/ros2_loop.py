@@ -12,13 +12,15 @@ rclpy / Fast DDS on this machine, in a dedicated ``ROS_DOMAIN_ID``.
    ``/tcp_pose``, ``/sim/state/object_pos``, ``/sim/state/object_quat``, an rgb8 image on
    ``/camera/scene/color/image_raw`` and ``/joint_states`` last (the client's trigger), all with
    the same stamp (the ROS clock when the tick starts), at ``--rate-hz``. The client answers each
-   observation with a ``JointTrajectory`` stamped with that observation's stamp; latency is the
-   command's arrival time here (ROS clock) minus its stamp: publishing the image, DDS both ways,
-   decoding and checking every message, waiting for all topics of the tick, the executor step,
-   the safety layer, tcp-delta -> joint IK, and the command's publication. Model time is the
-   policy's ``predict_chunk`` timed in this process on the same observation (and the server's
-   own ``inference_seconds`` from ``/metrics``); overhead = latency - model time p50 (goal
-   <= 5 ms p50). The client requests chunks in the background (one chunk covers 4 ticks), so a
+   observation with a ``JointTrajectory`` stamped with that observation's stamp. Latency to
+   "published" is the command's DDS source timestamp (when the client published it, on the
+   same system clock) minus its stamp: publishing the image, DDS to the client, decoding and
+   checking every message, waiting for all topics of the tick, the executor step, the safety
+   layer, tcp-delta -> joint IK, and the command's publication. Latency to "received" is the
+   command's arrival here and adds DDS back. Model time is the policy's ``predict_chunk`` timed
+   in this process on the same observation (and the server's own ``inference_seconds`` from
+   ``/metrics``); overhead = latency - model time p50 (goal <= 5 ms p50, camera stamp ->
+   command published). The client requests chunks in the background (one chunk covers 4 ticks), so a
    tick normally waits for no model call at all: the raw latency is already nearly all overhead.
 2. Action-stream jitter at 30 Hz: the intervals between consecutive commands' arrivals while the
    stand-in publishes at 30 Hz: mean, std, p99 and max of |interval - 33.3 ms|, and missed ticks
@@ -199,16 +201,17 @@ def parse_size(text: str) -> tuple[int, int]:
 # ---- the robot stand-in -------------------------------------------------------------------------
 @dataclass
 class CommandLog:
-    """Commands as they arrive: (arrival ns on the ROS clock, header stamp ns)."""
+    """Commands as they arrive: (arrival ns on the ROS clock, header stamp ns, DDS source
+    timestamp ns: when the client published the command, by the same system clock)."""
 
-    rows: list[tuple[int, int]] = field(default_factory=list)
+    rows: list[tuple[int, int, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, arrival_ns: int, stamp_ns: int) -> None:
+    def add(self, arrival_ns: int, stamp_ns: int, source_ns: int) -> None:
         with self.lock:
-            self.rows.append((arrival_ns, stamp_ns))
+            self.rows.append((arrival_ns, stamp_ns, source_ns))
 
-    def snapshot(self) -> list[tuple[int, int]]:
+    def snapshot(self) -> list[tuple[int, int, int]]:
         with self.lock:
             return list(self.rows)
 
@@ -350,7 +353,7 @@ def model_time(
 class LoopRun:
     rate_hz: float
     stamps: list[int]  # observations published in the window (ns)
-    commands: list[tuple[int, int]]  # (arrival ns, stamp ns), every command received
+    commands: list[tuple[int, int, int]]  # (arrival, stamp, client publish) ns, every command
     window_ns: tuple[int, int]
     publish_ns: dict[int, int]  # stamp -> the stand-in's time to publish that tick's topics
     standin_overruns: int
@@ -448,8 +451,9 @@ def loop_figures(run: LoopRun, model: dict[str, float]) -> dict[str, Any]:
     period_ms = 1e3 / run.rate_hz
     published = np.asarray(run.stamps, dtype=np.int64)
     answered: dict[int, int] = {}  # published stamp -> first arrival
+    sent: dict[int, int] = {}  # published stamp -> when the client published its command
     duplicates = 0
-    for arrival, stamp in run.commands:
+    for arrival, stamp, source in run.commands:
         if published.size == 0:
             break
         i = int(np.searchsorted(published, stamp))
@@ -462,7 +466,10 @@ def loop_figures(run: LoopRun, model: dict[str, float]) -> dict[str, Any]:
             duplicates += 1
             continue
         answered[key] = arrival
+        sent[key] = source
     latency = [(arrival - stamp) / 1e6 for stamp, arrival in answered.items()]
+    to_publish = stats([(sent[stamp] - stamp) / 1e6 for stamp in answered])
+    delivery = stats([(arrival - sent[stamp]) / 1e6 for stamp, arrival in answered.items()])
     # the stand-in publishes five topics from one Python thread, the trigger last; a robot's
     # nodes publish theirs in parallel: what the stack adds after the trigger is sent
     after_trigger = [
@@ -504,6 +511,11 @@ def loop_figures(run: LoopRun, model: dict[str, float]) -> dict[str, Any]:
         "model_ms_p99": model["p99"],
         "overhead_ms_p50": lat["p50"] - model["p50"],
         "overhead_ms_p99": lat["p99"] - model["p50"],
+        "published_ms_p50": to_publish["p50"],
+        "published_ms_p99": to_publish["p99"],
+        "published_overhead_ms_p50": to_publish["p50"] - model["p50"],
+        "command_delivery_ms_p50": delivery["p50"],
+        "command_delivery_ms_p99": delivery["p99"],
         "standin_publish_ms_p50": publishing["p50"],
         "standin_publish_ms_p99": publishing["p99"],
         "after_trigger_ms_p50": after["p50"],
@@ -571,9 +583,13 @@ def bench_loop(
     commands = CommandLog()
     clock = listener.node.get_clock()
 
-    def on_command(msg: Any) -> None:
+    def on_command(msg: Any, info: Any) -> None:
         stamp = msg.header.stamp
-        commands.add(clock.now().nanoseconds, stamp.sec * 1_000_000_000 + stamp.nanosec)
+        commands.add(
+            clock.now().nanoseconds,
+            stamp.sec * 1_000_000_000 + stamp.nanosec,
+            int(info["source_timestamp"]),
+        )
 
     listener.node.create_subscription(JointTrajectory, COMMANDS, on_command, COMMAND_QOS)
     diags = Diagnostics(listener)
@@ -768,7 +784,16 @@ def print_table(result: dict[str, Any]) -> None:
     if loop:
         lat = loop["latency"]
         out(f"1. Loop latency at {lat['rate_hz']:g} Hz ({loop['model']})\n")
-        out("   camera stamp -> command received, ms (p50 / p99 / max)\n")
+        out(
+            "   camera stamp -> command published by the client (the command's DDS source "
+            "timestamp), ms (p50 / p99)\n"
+            f"   published       {_fmt(lat['published_ms_p50'])} / {_fmt(lat['published_ms_p99'])}"
+            f"   overhead {_fmt(lat['published_overhead_ms_p50'])} p50 (goal <= "
+            f"{LATENCY_GOAL_MS:g} ms)\n"
+            f"   then delivery to this process {_fmt(lat['command_delivery_ms_p50'])} / "
+            f"{_fmt(lat['command_delivery_ms_p99'])}\n"
+        )
+        out("   camera stamp -> command received here, ms (p50 / p99 / max)\n")
         out(
             f"   raw latency     {_fmt(lat['latency_ms_p50'])} / {_fmt(lat['latency_ms_p99'])} / "
             f"{_fmt(lat['latency_ms_max'])}\n"
@@ -776,8 +801,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"{_fmt(lat['model_ms_p99'], 3)}; server inference mean "
             f"{_fmt(lat['server_inference_ms_mean'], 3)}, server request mean "
             f"{_fmt(lat['server_request_ms_mean'], 3)} ({lat['chunks_requested']} chunks)\n"
-            f"   overhead        {_fmt(lat['overhead_ms_p50'])} / {_fmt(lat['overhead_ms_p99'])}"
-            f"   (goal <= {LATENCY_GOAL_MS:g} ms p50)\n"
+            f"   overhead        {_fmt(lat['overhead_ms_p50'])} / {_fmt(lat['overhead_ms_p99'])}\n"
             f"   of which the stand-in publishing its topics (trigger last) "
             f"{_fmt(lat['standin_publish_ms_p50'])} / {_fmt(lat['standin_publish_ms_p99'])}; "
             f"trigger sent -> command received {_fmt(lat['after_trigger_ms_p50'])} / "
@@ -833,13 +857,16 @@ def assemble(
         "model; overhead = latency - model p50 subtracts a model call the tick never made and "
         "is therefore a conservative (low) estimate of the stack's cost; raw latency is the "
         "upper bound. A chunk arriving late would show as 'no action' holds, not as latency.",
-        "Latency includes publishing the image from this process (serialisation), Fast DDS to "
-        "the client and back, message checks, the wait for all topics of the tick, the safety "
-        "layer and tcp-delta -> joint IK.",
+        "Latency to 'published' includes publishing the image from this process "
+        "(serialisation), Fast DDS to the client, message checks, the wait for all topics of "
+        "the tick, the safety layer, tcp-delta -> joint IK and the command's publication; it "
+        "ends at the command's DDS source timestamp (the client's publish call, same system "
+        "clock), which is what the goal is set on. 'Received here' adds Fast DDS back to this "
+        "process and this process's executor.",
     ]
     if loop:
         goals[f"loop_overhead_p50_le_{LATENCY_GOAL_MS:g}ms"] = (
-            loop["latency"]["overhead_ms_p50"] <= LATENCY_GOAL_MS
+            loop["latency"]["published_overhead_ms_p50"] <= LATENCY_GOAL_MS
         )
         goals["no_missed_ticks_30hz"] = loop["jitter"]["missed_ticks"] == 0
     if camera:

@@ -121,13 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--execution", default=None, help="rtc | ensemble | naive (default: the recipe's)"
     )
-    parser.add_argument("--domain", type=int, default=230 + os.getpid() % 10)
+    parser.add_argument(
+        "--domain",
+        type=int,
+        default=190 + os.getpid() % 10,
+        help="ROS_DOMAIN_ID of the run, 0-232 (Fast DDS's port range; default 190-199)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args(argv)
     if not (args.policy / "config.json").is_file():
         parser.error(f"--policy {args.policy} is not a checkpoint directory (no config.json)")
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    if not 0 <= args.domain <= 232:
+        parser.error(f"--domain {args.domain}: a ROS_DOMAIN_ID must be 0-232 for Fast DDS")
     args.policy = args.policy.resolve()
     logs = Path(tempfile.mkdtemp(prefix="ros2_vs_eval_"))
     print(f"logs in {logs}", file=sys.stderr)

@@ -107,7 +107,8 @@ def image_array(
         )
     if shape is not None and (h, w) != (int(shape[0]), int(shape[1])):
         raise MessageError(f"image size {h}x{w} does not match the expected {shape[0]}x{shape[1]}")
-    arr = np.frombuffer(bytes(msg.data), dtype=dtype.newbyteorder(">" if msg.is_bigendian else "<"))
+    # a view of the message's own buffer (each message taken is a new object): no copy
+    arr = np.frombuffer(msg.data, dtype=dtype.newbyteorder(">" if msg.is_bigendian else "<"))
     out = arr.reshape((h, w, channels) if channels > 1 else (h, w)).astype(dtype, copy=False)
     if msg.encoding == "bgr8":
         out = out[..., ::-1]
