@@ -15,7 +15,7 @@ MUJOCO_GL   ?= egl
 help:
 	@echo "make setup   create/update .venv (scripts/setup.sh; no-op when up to date)"
 	@echo "make test    run the test suite (PYTEST_ARGS='-k lift -x' to pass options)"
-	@echo "make demo    run 'robot-learning demo'"
+	@echo "make demo    collect -> train -> eval -> ROS 2 loop -> report (outputs/demo/, resumable)"
 	@echo "make lint    ruff check + mypy"
 	@echo "make bench   simulation throughput benchmark"
 	@echo "make clean   remove caches and build outputs (keeps .venv; 'rm -rf .venv' for that)"

@@ -95,16 +95,6 @@ def test_sim_view_writes_a_readable_mp4(capsys: pytest.CaptureFixture[str], tmp_
     assert frames[0].shape == (64, 96, 3)
 
 
-def test_demo_runs_episodes_and_writes_the_video(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    r = run_json(
-        capsys, ["demo", "--episodes", "1", "--out-dir", str(tmp_path), "--size", "64x64", "--json"]
-    )
-    assert r["episodes"] == 1 and r["success_rate"] == 1.0 and r["steps_per_s"] > 0
-    assert Path(r["video"]) == tmp_path / "lift.mp4" and (tmp_path / "lift.mp4").stat().st_size
-
-
 def test_unknown_task_exits_2_listing_valid_tasks(capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line_error(capsys, ["sim", "bench", "--task", "stack"])
     assert "unknown task 'stack'" in line

@@ -1,107 +1,119 @@
-"""``robot-learning demo``: a one-command tour that needs no data, weights or hardware.
+"""``robot-learning demo``: the whole stack on the MuJoCo ``lift`` task, end to end.
 
-For now it runs a few scripted-expert ``lift`` episodes on the sim robot, writes them as one video
-(``outputs/demo/lift.mp4``) and prints the success rate and simulation speed.
+Collects scripted demonstrations into a Zarr store, trains a diffusion policy, evaluates it
+(training distribution and the held-out ``real-proxy`` variant), runs it through the ROS 2 loop
+(policy server + sim node + policy client node), and writes an HTML report. About 15 minutes
+on a 2-core CPU. Ctrl-C stops at any point; running it again resumes from what exists.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 from robot_learning.cli import (
     PROGRESS,
     CLIError,
-    parse_size,
+    positive_float,
     positive_int,
     print_json,
 )
-from robot_learning.cli.sim import (
-    check_render_size,
-    check_video_size,
-    make_expert_pair,
-    run_expert_episode,
-)
-from robot_learning.eval.video import video_writer
-
-TASK = "lift"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    check_video_size(args.size)
-    out_dir = Path(args.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CLIError(f"--out-dir {args.out_dir!r} exists and is not a directory")
-    video = out_dir / f"{TASK}.mp4"
-    start = time.perf_counter()
-    robot, teleop = make_expert_pair(TASK, image_size=args.size, seed=args.seed)
-    PROGRESS.info("demo: %d scripted-expert %s episodes -> %s", args.episodes, TASK, video)
-    results = []
-    with robot, teleop:
-        vis = robot.env.model.vis.global_
-        check_render_size(args.size, (vis.offheight, vis.offwidth))
-        with video_writer(video, robot.env.config.control_hz) as append:
-            for i in range(args.episodes):
-                result = run_expert_episode(robot, teleop, args.seed + i, "scene", append)
-                results.append(result)
-                PROGRESS.info(
-                    "episode %d/%d: %s in %d steps",
-                    i + 1,
-                    args.episodes,
-                    "success" if result.success else "failure",
-                    result.steps,
-                )
-    steps = sum(r.steps for r in results)
-    step_s = sum(r.step_s for r in results)
-    successes = sum(r.success for r in results)
-    summary: dict[str, Any] = {
-        "task": TASK,
-        "episodes": len(results),
-        "successes": successes,
-        "success_rate": successes / len(results),
-        "steps": steps,
-        "mean_episode_steps": steps / len(results),
-        "steps_per_s": steps / step_s if step_s > 0 else 0.0,
-        "loop_steps_per_s": steps / sum(r.wall_s for r in results),
-        "video": str(video),
-        "video_frames": steps + len(results),
-        "wall_s": time.perf_counter() - start,
-    }
+    from robot_learning.demo.commands import DemoError
+    from robot_learning.demo.config import DEFAULT_RECIPE, DemoConfig
+    from robot_learning.demo.pipeline import run_demo
+    from robot_learning.demo.report import summary_rows, text_table
+
+    try:
+        cfg = DemoConfig(
+            out_dir=Path(args.out),
+            demos=args.demos,
+            recipe=Path(args.recipe) if args.recipe else DEFAULT_RECIPE,
+            train_steps=args.train_steps,
+            train_minutes=args.train_minutes,
+            eval_episodes=args.eval_episodes,
+            ros_episodes=args.ros_episodes,
+            videos=args.videos,
+            ros_domain_id=args.ros_domain_id,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if cfg.out_dir.exists() and not cfg.out_dir.is_dir():
+        raise CLIError(f"--out {args.out!r} exists and is not a directory")
+    try:
+        results = run_demo(cfg, fresh=args.fresh)
+    except DemoError as exc:
+        raise CLIError(str(exc), exit_code=1) from None
+    except KeyboardInterrupt:
+        PROGRESS.warning("stopped; run the same command again to resume from %s", cfg.out_dir)
+        raise
+    report = results["report"]
     if args.json:
-        print_json(summary)
+        print_json(
+            {
+                "out": str(cfg.out_dir),
+                "report": report["html"],
+                "summary": report["summary"],
+                "wall_s": results["wall_s"],
+            }
+        )
         return 0
+    rows = summary_rows(results, cfg.ros_variant)
     print(
-        f"{TASK}: {successes}/{len(results)} episodes succeeded "
-        f"(success rate {summary['success_rate']:.0%}), {steps} steps"
+        f"\n{cfg.task}: {results['collect']['episodes']} demonstrations, policy trained for "
+        f"{results['train']['steps']} steps"
     )
-    print(
-        f"sim speed: {summary['steps_per_s']:.0f} steps/s stepping the robot, "
-        f"{summary['loop_steps_per_s']:.0f} steps/s including expert and video rendering"
-    )
-    print(f"video: {video}")
+    print(text_table(rows))
+    print(f"\nreport: {report['html']}")
+    sys.stdout.flush()
     return 0
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="scripted lift episodes -> outputs/demo/lift.mp4 and a summary",
-        description="Run a few scripted-expert lift episodes in simulation, write a video and "
-        "print the success rate and speed. Needs no data, weights or hardware.",
+        help="collect -> train -> eval -> ROS 2 loop -> HTML report, on the sim lift task",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--episodes", type=positive_int, default=3, help="episodes (default: 3)")
+    p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    p.add_argument("--fresh", action="store_true", help="delete --out first and start over")
     p.add_argument(
-        "--out-dir", default="outputs/demo", help="output folder (default: outputs/demo)"
+        "--demos", type=positive_int, default=200, help="demonstrations to collect (default: 200)"
     )
     p.add_argument(
-        "--size",
-        type=parse_size,
-        default=(240, 320),
-        metavar="HxW",
-        help="video frame size, even numbers (default: 240x320)",
+        "--recipe", default=None, help="training recipe (default: policies/demo_lift_state.yaml)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    p.add_argument(
+        "--train-steps", type=positive_int, default=None, help="training steps (default: recipe's)"
+    )
+    p.add_argument(
+        "--train-minutes",
+        type=positive_float,
+        default=None,
+        help="training wall-clock budget (default: the recipe's)",
+    )
+    p.add_argument(
+        "--eval-episodes", type=positive_int, default=20, help="episodes per eval (default: 20)"
+    )
+    p.add_argument(
+        "--ros-episodes",
+        type=positive_int,
+        default=20,
+        help="episodes through the ROS 2 loop (default: 20)",
+    )
+    p.add_argument(
+        "--videos", type=int, default=2, help="rollout videos per eval variant (default: 2)"
+    )
+    p.add_argument(
+        "--ros-domain-id",
+        type=int,
+        default=77,
+        help="ROS_DOMAIN_ID of the ROS 2 loop, 0-232; not 0, where lab robots talk (default: 77)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(handler=cmd_demo)

@@ -11,35 +11,21 @@ whether the intervals overlap.
 Usage:
   .venv/bin/python scripts/bench/ros2_vs_eval.py --policy DIR [--task lift] [--episodes 20]
       [--seed 100000] [--variant default] [--execution rtc] [--json]
-A 20-episode run of a 10 Hz state policy takes about 6 minutes on a 2-core CPU. Logs go to a
+A 20-episode run of a 10 Hz state policy takes about 2-6 minutes on a 2-core CPU. Logs go to a
 temporary directory (printed); every process started is stopped on exit, Ctrl-C included.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGE_DIR = REPO_ROOT / "ros2_ws" / "src" / "robot_learning_ros"
-BRINGUP = PACKAGE_DIR / "bringup" / "sim_robot.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_eval(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
@@ -56,59 +42,22 @@ def run_eval(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     return result
 
 
-@contextlib.contextmanager
-def bringup(args: argparse.Namespace, env: dict[str, str], logs: Path) -> Iterator[None]:
-    """The sim closed loop, stopped with SIGINT (then SIGKILL) however the block ends."""
-    cmd = [sys.executable, "-m", "robot_learning.cli", "bringup", str(BRINGUP)]
-    for key, value in (
-        ("policy", args.policy),
-        ("port", free_port()),
-        ("task", args.task),
-        ("variant", args.variant),
-        ("seed", args.seed),
-        ("execution", args.execution or "rtc"),
-    ):
-        cmd += ["--arg", f"{key}={value}"]
-    with open(logs / "bringup.log", "wb") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-
 def run_ros(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
-    sys.path.insert(0, str(PACKAGE_DIR))
-    from robot_learning_ros.dds_profile import use_robot_learning_transports
+    from robot_learning.bringup.sim_episodes import SimLoopError, SimLoopRun, run_sim_episodes
 
-    env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain), OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_DIR), env.get("PYTHONPATH")) if p)
-    env.setdefault("MUJOCO_GL", "egl")
-    use_robot_learning_transports(env)
-    out = logs / "ros_episodes.json"
-    with bringup(args, env, logs):
-        runner = subprocess.run(
-            [sys.executable, "-m", "robot_learning_ros.episode_runner"]
-            + ["--episodes", str(args.episodes), "--out", str(out), "--episode-timeout-s", "120"],
-            env=env,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            check=False,
-        )
-    (logs / "episode_runner.log").write_text(runner.stderr)
-    if runner.returncode != 0:
-        raise SystemExit(f"the ROS 2 loop failed (logs in {logs}):\n{runner.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(out.read_text())
-    return result
+    run = SimLoopRun(
+        policy=args.policy,
+        task=args.task,
+        episodes=args.episodes,
+        seed=args.seed,
+        variant=args.variant,
+        execution=args.execution or "rtc",
+        domain_id=args.domain,
+    )
+    try:
+        return run_sim_episodes(run, logs / "ros")
+    except SimLoopError as exc:
+        raise SystemExit(f"the ROS 2 loop failed: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
