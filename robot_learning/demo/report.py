@@ -30,6 +30,19 @@ class Row:
     high: float
     latency: str  # what was timed and its p50 / p99
 
+    @staticmethod
+    def from_summary(name: str, summary: dict[str, Any], latency: str) -> Row:
+        """From an ``eval`` or episode-runner summary (they share the success keys)."""
+        return Row(
+            name,
+            int(summary["episodes"]),
+            int(summary["successes"]),
+            float(summary["success_rate"]),
+            float(summary["success_ci95_low"]),
+            float(summary["success_ci95_high"]),
+            latency,
+        )
+
     def cells(self) -> list[str]:
         return [
             self.name,
@@ -44,33 +57,19 @@ HEADER = ["run", "successes", "rate", "95% CI", "latency p50 / p99"]
 
 
 def summary_rows(results: dict[str, Any], ros_variant: str) -> list[Row]:
-    rows = []
-    for variant, r in results["eval"]["variants"].items():
-        rows.append(
-            Row(
-                f"eval ({variant})",
-                int(r["episodes"]),
-                int(r["successes"]),
-                float(r["success_rate"]),
-                float(r["success_ci95_low"]),
-                float(r["success_ci95_high"]),
-                f"predict_chunk {r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} ms",
-            )
+    rows = [
+        Row.from_summary(
+            f"eval ({variant})",
+            r,
+            f"predict_chunk {r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} ms",
         )
+        for variant, r in results["eval"]["variants"].items()
+    ]
     ros = results["ros2"]
     lat = np.asarray(ros.get("command_latency_ms") or [np.nan])
     p50, p99 = np.nanpercentile(lat, [50, 99]) if np.isfinite(lat).any() else (np.nan, np.nan)
-    rows.append(
-        Row(
-            f"ROS 2 loop ({ros_variant})",
-            int(ros["episodes"]),
-            int(ros["successes"]),
-            float(ros["success_rate"]),
-            float(ros["success_ci95_low"]),
-            float(ros["success_ci95_high"]),
-            f"observation -> command {p50:.1f} / {p99:.1f} ms",
-        )
-    )
+    latency = f"observation -> command {p50:.1f} / {p99:.1f} ms"
+    rows.append(Row.from_summary(f"ROS 2 loop ({ros_variant})", ros, latency))
     return rows
 
 
@@ -128,18 +127,25 @@ def plot_success(rows: list[Row], path: Path) -> Path:
 
 
 def plot_latency(ros: dict[str, Any], path: Path) -> Path:
+    """Histogram up to 1.5x the p99; the few commands beyond it (an episode's first, which
+    waits for its first chunk) are counted in the title, not drawn."""
     plt = _pyplot()
     lat = np.asarray(ros.get("command_latency_ms") or [], dtype=np.float64)
     fig, ax = plt.subplots(figsize=(6, 3.4))
+    title = f"ROS 2 loop, {lat.size} commands"
     if lat.size:
-        ax.hist(lat, bins=50, color="#55a868")
-        for q, style in ((50, "-"), (99, "--")):
-            v = float(np.percentile(lat, q))
-            ax.axvline(v, color="black", ls=style, lw=1)
-            ax.text(v, ax.get_ylim()[1] * 0.9, f" p{q} {v:.1f} ms", fontsize=8)
+        p50, p99 = (float(v) for v in np.percentile(lat, [50, 99]))
+        top = max(1.5 * p99, 1.0)
+        beyond = int(np.sum(lat > top))
+        ax.hist(lat[lat <= top], bins=60, range=(0.0, top), color="#55a868")
+        ax.axvline(p50, color="black", lw=1, label=f"p50 {p50:.1f} ms")
+        ax.axvline(p99, color="black", ls="--", lw=1, label=f"p99 {p99:.1f} ms")
+        ax.legend()
+        if beyond:
+            title += f" ({beyond} above {top:.0f} ms not drawn)"
     ax.set_xlabel("observation stamp -> command received (ms)")
     ax.set_ylabel("commands")
-    ax.set_title(f"ROS 2 loop, {lat.size} commands", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -255,8 +261,7 @@ IK; chunks come from the server in the background).</figcaption></figure>
 <h2>Safety layer</h2>
 <p>Interventions by rule. Holds: <code>no_action</code>, <code>stale_obs</code>, <code>nan</code>,
 <code>estop</code>; the others clamp a command to its limit. The ROS 2 client sent
-{html.escape(str(client.get("commands_sent", "?")))} commands in
-{html.escape(str(client.get("ticks", "?")))} ticks.</p>
+{html.escape(str(client.get("commands_sent", "?")))} commands.</p>
 {
         _table(safety_header, safety_body) + "<p>Rules not listed intervened in no run.</p>"
         if safety_body

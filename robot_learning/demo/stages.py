@@ -60,7 +60,6 @@ def collect(cfg: DemoConfig, results: dict[str, Any]) -> dict[str, Any]:
             "train",
             "--seed",
             str(cfg.collect_seed + have),
-            "-q",
         ]
         if have:
             args.append("--resume")

@@ -18,7 +18,12 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robot_learning.sim.control import ArmController, ControlMode, action_spec
+from robot_learning.sim.control import (
+    MAX_TRACKING_ERROR,
+    ArmController,
+    ControlMode,
+    action_spec,
+)
 from robot_learning.sim.randomization import DRSample, ModelDefaults, Variant, check_variant
 from robot_learning.sim.rendering import CameraRenderer
 from robot_learning.sim.robot_model import (
@@ -113,6 +118,13 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
         )
         self._obs_spec = self._build_observation_spec()
         self.action_space = gym.spaces.Box(self._action_low, self._action_high, dtype=np.float32)
+        # action noise is drawn as a fraction of one control step's reach: half the tcp-delta
+        # range, or for joint targets the tracking error the controller allows (half a joint's
+        # whole range would throw a held arm about by 0.3 rad per step)
+        half = (self._action_high - self._action_low) / 2
+        if config.control_mode == "joint":
+            half = np.concatenate([np.full(6, MAX_TRACKING_ERROR, np.float32), half[6:]])
+        self._noise_scale = half.astype(np.float32)
         self.observation_space = self._build_observation_space()
         self.dr = DRSample()
         self._pending: collections.deque[np.ndarray] = collections.deque()
@@ -202,9 +214,9 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
         executed = self.validate_action(action)
         applied = executed
         if self.dr.action_noise_std > 0:
-            scale = (self._action_high - self._action_low) / 2
             applied = np.clip(
-                executed + self._noise_rng.normal(0, self.dr.action_noise_std, 7) * scale,
+                executed
+                + self._noise_rng.normal(0, self.dr.action_noise_std, 7) * self._noise_scale,
                 self._action_low,
                 self._action_high,
             ).astype(np.float32)
