@@ -125,7 +125,7 @@ def test_demo_runs_every_stage_and_the_report_shows_what_the_commands_printed(
     assert "--fresh" in changed.stderr and "Traceback" not in changed.stderr
 
 
-def test_ctrl_c_during_training_stops_cleanly_and_the_next_run_resumes(tmp_path: Path) -> None:
+def test_ctrl_c_and_sigterm_stop_cleanly_and_the_next_run_resumes(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     recipe = small_recipe(tmp_path, steps=200, checkpoint_every=5)
     cmd = demo_command(out, recipe)
@@ -158,6 +158,48 @@ def test_ctrl_c_during_training_stops_cleanly_and_the_next_run_resumes(tmp_path:
     assert first["step"] <= stopped_at  # the log continues the interrupted run's
     train = json.loads((out / "stages" / "train.json").read_text())["result"]
     assert train["steps"] == 200
+
+    # SIGTERM (a job supervisor stopping it) during the ROS 2 loop: every process it started
+    # for the loop (server, sim node, client node, episode runner, bringup) is gone after
+    domain = cmd[cmd.index("--ros-domain-id") + 1]
+    proc = subprocess.Popen(
+        [*cmd, "--eval-episodes", "1", "--ros-episodes", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any("policy_client_node" in c for c in processes_in_domain(domain)):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the ROS 2 loop never started"
+            time.sleep(0.2)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped; run the same command again to resume" in err
+    assert processes_in_domain(domain) == []
+
+
+def processes_in_domain(domain: str) -> list[str]:
+    """Command lines of the live processes whose environment has ``ROS_DOMAIN_ID=domain``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if f"ROS_DOMAIN_ID={domain}".encode() in environ and cmdline:
+            found.append(cmdline)
+    return found
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ on a 2-core CPU. Ctrl-C stops at any point; running it again resumes from what e
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from robot_learning.cli import (
     positive_int,
     print_json,
 )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -44,6 +49,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if cfg.out_dir.exists() and not cfg.out_dir.is_dir():
         raise CLIError(f"--out {args.out!r} exists and is not a directory")
+    # Ctrl-C and SIGTERM both stop the running stage cleanly, even where the shell started
+    # this process with SIGINT ignored (a background job): its ROS 2 processes run in their
+    # own sessions and are only stopped by this process
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         results = run_demo(cfg, fresh=args.fresh)
     except DemoError as exc:
@@ -51,6 +60,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         PROGRESS.warning("stopped; run the same command again to resume from %s", cfg.out_dir)
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     report = results["report"]
     if args.json:
         print_json(
