@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,12 @@ def demo_command(out: Path, recipe: Path, *extra: str) -> list[str]:
     ]
 
 
+def demo_env() -> dict[str, str]:
+    return dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
+
+
 def run_demo(cmd: list[str], timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=demo_env())
 
 
 def test_demo_runs_every_stage_and_the_report_shows_what_the_commands_printed(
@@ -129,20 +133,10 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_the_next_run_resumes(tmp_path: Path
     out = tmp_path / "demo"
     recipe = small_recipe(tmp_path, steps=200, checkpoint_every=5)
     cmd = demo_command(out, recipe)
-    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 300
-        while not (out / "policy" / "train_state").exists():
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "training never wrote a checkpoint"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err[-3000:]
+    code, err = interrupt_when(
+        cmd, (out / "policy" / "train_state").exists, signal.SIGINT, "a training checkpoint"
+    )
+    assert code == 130, err[-3000:]
     assert "stopped; run the same command again to resume" in err
     assert not (out / "stages" / "train.json").exists()
     metrics = (out / "policy" / "metrics.jsonl").read_text().splitlines()
@@ -162,28 +156,42 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_the_next_run_resumes(tmp_path: Path
     # SIGTERM (a job supervisor stopping it) during the ROS 2 loop: every process it started
     # for the loop (server, sim node, client node, episode runner, bringup) is gone after
     domain = cmd[cmd.index("--ros-domain-id") + 1]
-    proc = subprocess.Popen(
+    code, err = interrupt_when(
         [*cmd, "--eval-episodes", "1", "--ros-episodes", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        lambda: any("policy_client_node" in c for c in processes_in_domain(domain)),
+        signal.SIGTERM,
+        "the ROS 2 loop's client node",
+        settle_s=2.0,
+    )
+    assert code == 130, err[-3000:]
+    assert "stopped; run the same command again to resume" in err
+    assert processes_in_domain(domain) == []
+
+
+def interrupt_when(
+    cmd: list[str],
+    ready: Callable[[], bool],
+    sig: int,
+    what: str,
+    settle_s: float = 0.0,
+) -> tuple[int, str]:
+    """Start ``cmd``, send ``sig`` once ``ready()`` (then ``settle_s``); (exit status, stderr)."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=demo_env()
     )
     try:
-        deadline = time.monotonic() + 120
-        while not any("policy_client_node" in c for c in processes_in_domain(domain)):
+        deadline = time.monotonic() + 300
+        while not ready():
             assert proc.poll() is None, proc.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the ROS 2 loop never started"
+            assert time.monotonic() < deadline, f"never saw {what}"
             time.sleep(0.2)
-        time.sleep(2.0)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=90)
+        time.sleep(settle_s)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err[-3000:]
-    assert "stopped; run the same command again to resume" in err
-    assert processes_in_domain(domain) == []
+    return proc.returncode, err
 
 
 def processes_in_domain(domain: str) -> list[str]:
