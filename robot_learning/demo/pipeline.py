@@ -28,16 +28,12 @@ PROGRESS = logging.getLogger("robot_learning.demo")
 StageFn = Callable[[DemoConfig, dict[str, Any]], dict[str, Any]]
 
 
-def _report(cfg: DemoConfig, results: dict[str, Any]) -> dict[str, Any]:
-    return build_report(cfg, results)
-
-
 STAGE_FUNCTIONS: dict[str, StageFn] = {
     "collect": stages.collect,
     "train": stages.train,
     "eval": stages.evaluate,
     "ros2": stages.ros2_loop,
-    "report": _report,
+    "report": build_report,
 }
 
 

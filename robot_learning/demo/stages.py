@@ -19,18 +19,18 @@ from robot_learning.demo.config import DemoConfig
 PROGRESS = logging.getLogger("robot_learning.demo")
 
 
-def episodes_in(store: Path) -> int:
-    """Saved episodes in ``store`` (0 when there is none yet)."""
+def store_size(store: Path) -> tuple[int, int]:
+    """``(episodes, steps)`` saved in ``store`` (zeros when there is none yet)."""
     if not store.exists():
-        return 0
+        return 0, 0
     from robot_learning.data.store import EpisodeStore
 
     with EpisodeStore.open(store) as s:
-        return s.n_episodes
+        return s.n_episodes, s.n_steps
 
 
 def collect(cfg: DemoConfig, results: dict[str, Any]) -> dict[str, Any]:
-    have = episodes_in(cfg.store)
+    have, _ = store_size(cfg.store)
     missing = cfg.demos - have
     if missing > 0:
         if have:
@@ -64,10 +64,8 @@ def collect(cfg: DemoConfig, results: dict[str, Any]) -> dict[str, Any]:
         if have:
             args.append("--resume")
         run_cli(args, "collecting demonstrations")
-    from robot_learning.data.store import EpisodeStore
-
-    with EpisodeStore.open(cfg.store) as s:
-        return {"store": str(cfg.store), "episodes": s.n_episodes, "steps": s.n_steps}
+    episodes, steps = store_size(cfg.store)
+    return {"store": str(cfg.store), "episodes": episodes, "steps": steps}
 
 
 def training_recipe(cfg: DemoConfig) -> Path:
