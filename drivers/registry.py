@@ -74,6 +74,11 @@ TELEOPS.register(
     "sim scripted expert (reads privileged sim state; sim robots only)",
 )
 TELEOPS.register(
+    "policy",
+    "drivers.teleop.policy:PolicyTeleop",
+    "a policy checkpoint drives the robot (path=DIR): teacher rollouts, DAgger-style data",
+)
+TELEOPS.register(
     "keyboard",
     "drivers.teleop.keyboard:KeyboardTeleop",
     "terminal keys: i/k j/l u/o move, I/K J/L U/O rotate, space gripper (ee-delta robots)",

@@ -147,6 +147,12 @@ def add_parser(subparsers: Any) -> None:
         help="when an episode ends by itself, wait for s/d/r/q instead of saving it",
     )
     p.add_argument(
+        "--successes-only",
+        action="store_true",
+        help="discard episodes that end without success (e.g. a policy teleop collecting "
+        "demonstrations for distillation); --episodes counts saved ones",
+    )
+    p.add_argument(
         "--no-keys", action="store_true", help="do not read session keys from the terminal"
     )
     p.add_argument(
@@ -205,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
             source=f"teleop:{args.teleop}",
             seed=args.seed,
             auto_save=not args.review,
+            successes_only=args.successes_only,
             reset_time_s=reset_time(args, is_sim),
         )
         events = key_events(args, teleop, stack)

@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "dataset",
     "train",
     "eval",
+    "rl",
     "serve",
     "bringup",
     "demo",

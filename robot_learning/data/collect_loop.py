@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 ACTION_KEY = "action"
+MAX_ATTEMPTS_PER_EPISODE = 10  # --successes-only: attempts allowed per wanted episode
 
 
 class CollectSession:
@@ -79,6 +80,19 @@ class CollectSession:
         seed = self.config.seed + self.store.n_episodes
         try:
             while stats.episodes_saved < self.config.episodes and not stats.stopped:
+                if self.config.successes_only and stats.attempt >= MAX_ATTEMPTS_PER_EPISODE * (
+                    self.config.episodes
+                ):
+                    LOG.warning(
+                        "stopping: %d attempts gave %d successful episodes of %d wanted "
+                        "(--successes-only gives up after %d attempts per episode)",
+                        stats.attempt,
+                        stats.episodes_saved,
+                        self.config.episodes,
+                        MAX_ATTEMPTS_PER_EPISODE,
+                    )
+                    stats.stopped = True
+                    break
                 if stats.attempt and self.config.reset_time_s > 0 and not self._reset_pause():
                     break
                 outcome = self._record_episode(seed)
@@ -157,7 +171,12 @@ class CollectSession:
                 obs = self.robot.get_observation()
                 reason = self._episode_over(writer.n_steps)
                 if reason:
-                    outcome = Outcome.SAVED if self.config.auto_save else self._review(reason)
+                    if self.config.successes_only and reason != "success":
+                        outcome = Outcome.DISCARDED
+                    elif self.config.auto_save:
+                        outcome = Outcome.SAVED
+                    else:
+                        outcome = self._review(reason)
                     break
                 self.timer.sleep()
                 rate = self.timer.stats()

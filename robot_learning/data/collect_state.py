@@ -30,6 +30,7 @@ class SessionConfig:
     source: str = ""
     seed: int = 0
     auto_save: bool = True  # end of episode (success / limit) commits it without a key
+    successes_only: bool = False  # an episode that ends without success is discarded
     reset_time_s: float = 0.0  # pause between episodes for the operator to reset the scene
 
 

@@ -16,6 +16,11 @@ POLICIES.register(
     "diffusion / flow-matching policy over action chunks (UNet or transformer denoiser)",
 )
 POLICIES.register(
+    "residual",
+    "robot_learning.rl.residual_policy:load_residual",
+    "a frozen base policy (under base/) plus a bounded per-step residual learned by RL",
+)
+POLICIES.register(
     "scripted_lift",
     "robot_learning.policies.scripted:load_scripted_lift",
     "observation-only scripted lift controller (no weights): a baseline and a stack test fixture",

@@ -20,7 +20,11 @@ def _factory(config: EnvConfig) -> Callable[[], ManipulationEnv]:
 
 
 def make_vector_env(
-    num_envs: int, config: EnvConfig | None = None, asynchronous: bool = True, **overrides: Any
+    num_envs: int,
+    config: EnvConfig | None = None,
+    asynchronous: bool = True,
+    autoreset_mode: gym.vector.AutoresetMode = gym.vector.AutoresetMode.NEXT_STEP,
+    **overrides: Any,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of one env config; ``asynchronous`` runs each in its own process.
 
@@ -37,5 +41,7 @@ def make_vector_env(
         # view), so envs with a language feature send observations through the worker pipes.
         features = make_task(cfg.task, **cfg.task_kwargs).observation_features()
         has_text = any(spec.kind == "language" for spec in features.values())
-        return gym.vector.AsyncVectorEnv(fns, shared_memory=not has_text, context="spawn")
-    return gym.vector.SyncVectorEnv(fns)
+        return gym.vector.AsyncVectorEnv(
+            fns, shared_memory=not has_text, context="spawn", autoreset_mode=autoreset_mode
+        )
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=autoreset_mode)

@@ -1,0 +1,1 @@
+"""Residual reinforcement learning on top of frozen chunked policies (ResiP / ResFiT style)."""

@@ -1,0 +1,86 @@
+"""Typed configs for residual RL runs (what ``robot-learning rl`` builds from its flags)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from robot_learning.rl.residual_policy import ResidualConfig
+
+ALGOS = ("ppo", "sac")
+REWARDS = ("sparse", "shaped")
+
+
+@dataclass
+class PPOConfig:
+    """On-policy residual PPO (ResiP): GAE, clipped objective, value warm-up."""
+
+    rollout_steps: int = 64  # per env, per iteration
+    epochs: int = 4
+    minibatches: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    lr_actor: float = 3e-4
+    lr_critic: float = 1e-3
+    ent_coef: float = 0.0
+    max_grad_norm: float = 0.5
+    target_kl: float = 0.05  # stop the epoch loop early beyond this (0: never)
+    value_warmup_iters: int = 3  # iterations that train only the critic
+    normalize_reward: bool = True
+    critic_hidden: tuple[int, ...] = (256, 256)
+
+
+@dataclass
+class SACConfig:
+    """Off-policy residual SAC (ResFiT / RLPD): LayerNorm Q ensemble, 50/50 demo batches."""
+
+    batch_size: int = 256
+    updates_per_step: float = 0.5  # gradient updates per collected transition (UTD ratio)
+    gamma: float = 0.99
+    tau: float = 0.005
+    lr: float = 3e-4
+    num_q: int = 2
+    buffer_size: int = 200_000
+    learning_starts: int = 2_000  # online transitions before the first update
+    demo_fraction: float = 0.5
+    init_alpha: float = 0.01
+    target_entropy_scale: float = 1.0  # target entropy = -scale * action_dim
+    critic_hidden: tuple[int, ...] = (256, 256)
+
+
+@dataclass
+class RLConfig:
+    task: str = "insert"
+    algo: str = "ppo"
+    variant: str = "train"
+    reward: str = "sparse"
+    num_envs: int = 8
+    total_env_steps: int = 1_000_000
+    budget_minutes: float = 60.0
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    report_seconds: float = 30.0
+    eval_every_steps: int = 0  # 0: only at the end
+    eval_episodes: int = 20
+    eval_seed: int = 100_000
+    demos: str | None = None  # demonstration store (SAC mixes it into every batch)
+    residual: ResidualConfig = field(default_factory=ResidualConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
+
+    def validate(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; valid: {', '.join(REWARDS)}")
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.budget_minutes <= 0 or self.total_env_steps < 1:
+            raise ValueError("budget_minutes and total_env_steps must be positive")
+        self.residual.validate()
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["residual"] = self.residual.to_json()
+        return out
