@@ -497,3 +497,19 @@ def test_a_policy_teleop_records_teacher_rollouts_with_cameras_for_distillation(
     summary = json.loads(hopeless.stdout)
     assert summary["episodes_saved"] == 0 and summary["episodes_discarded"] == 10
     assert "gives up after 10 attempts" in hopeless.stderr
+
+
+def test_settings_are_overridden_by_name_with_their_types_and_bad_ones_are_named() -> None:
+    config = RLConfig()
+    config.override("ppo.lr_actor", "1e-4")
+    config.override("sac.num_q", "4")
+    config.override("residual.hidden", "64,64")
+    config.override("ppo.normalize_reward", "false")
+    assert config.ppo.lr_actor == 1e-4 and config.sac.num_q == 4
+    assert config.residual.hidden == (64, 64) and config.ppo.normalize_reward is False
+    with pytest.raises(ValueError, match="unknown field 'lr'; ppo has: rollout_steps"):
+        config.override("ppo.lr", "1")
+    with pytest.raises(ValueError, match="SECTION one of ppo, sac, residual"):
+        config.override("train.steps", "1")
+    with pytest.raises(ValueError, match=r"sac\.num_q=two"):
+        config.override("sac.num_q", "two")

@@ -65,6 +65,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "base runs every control step)",
     )
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override a setting, repeatable: e.g. ppo.lr_actor=1e-4, sac.updates_per_step=1, "
+        "residual.init_log_std=-2 (fields: docs/rl.md)",
+    )
+    p.add_argument(
         "--torch-threads",
         type=positive_int,
         default=1,
@@ -118,6 +126,11 @@ def cmd_rl(args: argparse.Namespace) -> int:
         ),
     )
     try:
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE")
+            config.override(key.strip(), value.strip())
         config.validate()
     except ValueError as exc:
         raise CLIError(str(exc)) from exc

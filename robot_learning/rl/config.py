@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,3 +85,33 @@ class RLConfig:
         out = asdict(self)
         out["residual"] = self.residual.to_json()
         return out
+
+    def override(self, key: str, text: str) -> None:
+        """Set ``section.field`` (``ppo``, ``sac``, ``residual``) from text, keeping its type."""
+        section_name, _, name = key.partition(".")
+        sections: dict[str, Any] = {"ppo": self.ppo, "sac": self.sac, "residual": self.residual}
+        if section_name not in sections or not name:
+            raise ValueError(
+                f"--set {key}: expected SECTION.FIELD with SECTION one of {', '.join(sections)}"
+            )
+        section = sections[section_name]
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        if name not in fields:
+            raise ValueError(
+                f"--set {key}: unknown field {name!r}; {section_name} has: {', '.join(fields)}"
+            )
+        current = getattr(section, name)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError("expected true or false")
+                value: Any = text.lower() == "true"
+            elif isinstance(current, tuple):
+                value = tuple(int(v) for v in text.split(",") if v)
+            elif current is None:
+                value = None if text.lower() == "none" else int(text)
+            else:
+                value = type(current)(text)
+        except ValueError as exc:
+            raise ValueError(f"--set {key}={text}: {exc}") from None
+        setattr(section, name, value)

@@ -55,6 +55,7 @@ class ResidualConfig:
     hidden: tuple[int, ...] = (256, 256)
     squash: str = "clip"  # clip (PPO) | tanh (SAC)
     state_std: bool = False
+    init_log_std: float = -1.0  # initial exploration noise (log std, in bound units)
     residual_keys: tuple[str, ...] = field(default_factory=tuple)  # default: base's low-dim keys
     base_inference_steps: int | None = None  # the base's denoising steps (None: its own)
 
@@ -140,6 +141,7 @@ class ResidualPolicy(nn.Module, Policy):
             config.hidden,
             squash=config.squash,
             state_std=config.state_std,
+            init_log_std=config.init_log_std,
         )
         self._base_norm = getattr(base, "normalizer", None)
 
