@@ -17,12 +17,30 @@ def read_curve(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def pooled(points: Sequence[dict[str, Any]], min_episodes: int) -> list[dict[str, Any]]:
+    """Training reports merged until each holds ``min_episodes`` finished episodes."""
+    out: list[dict[str, Any]] = []
+    episodes = successes = 0.0
+    for p in points:
+        n = p.get("episodes", 0)
+        if not n:
+            continue
+        episodes += n
+        successes += p["success_rate"] * n
+        if episodes >= min_episodes:
+            out.append({"env_steps": p["env_steps"], "success_rate": successes / episodes})
+            episodes = successes = 0.0
+    return out
+
+
 def plot_learning_curves(
     runs: Sequence[tuple[str, Sequence[dict[str, Any]]]],
     path: str | Path,
     baseline: float | None = None,
+    min_episodes: int = 20,
 ) -> Path | None:
-    """Success rate of training episodes (line) and of deterministic evals (markers with CI)."""
+    """Success rate of training episodes (line; consecutive reports pooled until they hold
+    ``min_episodes`` episodes) and of deterministic evals (markers with a 95% CI)."""
     try:
         import matplotlib
 
@@ -30,30 +48,40 @@ def plot_learning_curves(
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, points in runs:
-        train = [p for p in points if p.get("kind") == "train" and p.get("episodes", 0) > 0]
+        train = pooled([p for p in points if p.get("kind") == "train"], min_episodes)
         line = ax.plot(
             [p["env_steps"] for p in train],
             [p["success_rate"] for p in train],
             label=f"{label}: training episodes",
         )[0]
         evals = [p for p in points if p.get("kind") == "eval"]
-        if evals:
-            xs = [p["env_steps"] for p in evals]
-            ys = [p["success_rate"] for p in evals]
-            err = [
-                [y - p["success_ci95_low"] for y, p in zip(ys, evals)],
-                [p["success_ci95_high"] - y for y, p in zip(ys, evals)],
+        for variant, marker in (("real-proxy", "x"), (None, "o")):
+            chosen = [
+                p for p in evals if (p.get("variant") == "real-proxy") == (variant == "real-proxy")
             ]
-            ax.errorbar(xs, ys, yerr=err, fmt="o", color=line.get_color(), label=f"{label}: eval")
+            if not chosen:
+                continue
+            xs = [p["env_steps"] for p in chosen]
+            ys = [p["success_rate"] for p in chosen]
+            err = [
+                [y - p["success_ci95_low"] for y, p in zip(ys, chosen)],
+                [p["success_ci95_high"] - y for y, p in zip(ys, chosen)],
+            ]
+            name = "eval, real-proxy" if variant else "eval"
+            ax.errorbar(
+                xs, ys, yerr=err, fmt=marker, color=line.get_color(), label=f"{label}: {name}"
+            )
     if baseline is not None:
-        ax.axhline(baseline, color="grey", linestyle="--", label="base policy")
+        ax.axhline(
+            baseline, color="grey", linestyle="--", label="base + zero residual (eval at step 0)"
+        )
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("success rate")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=100)

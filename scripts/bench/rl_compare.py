@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Residual RL runs side by side: one learning-curve figure and one table of their evaluations.
+"""Residual RL runs side by side: one learning-curve figure and a table of final evaluations.
 
 Why: PPO and the off-policy learner are compared on the same axes (env steps against success)
 against the base policy's success, and every figure in the table comes from the runs' own
@@ -27,6 +27,8 @@ from robot_learning.rl.trainer import load_summary  # noqa: E402
 def rows(runs: list[Path]) -> list[dict[str, Any]]:
     out = []
     for run in runs:
+        if not (run / "summary.json").is_file():
+            continue  # an interrupted run: its curve only
         summary = load_summary(run)
         for name, e in summary["eval"].items():
             out.append(
@@ -52,23 +54,25 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="the learning-curve PNG")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    missing = [str(r) for r in args.runs if not (r / "summary.json").is_file()]
+    missing = [str(r) for r in args.runs if not (r / "curve.jsonl").is_file()]
     if missing:
-        parser.error(f"no summary.json in {', '.join(missing)} (is the run finished?)")
+        parser.error(f"no curve.jsonl in {', '.join(missing)} (not a 'robot-learning rl' run)")
     table = rows(args.runs)
-    base = [r for r in table if r["policy"] == "base" and r["variant"] != "real-proxy"]
-    baseline = base[0]["success_rate"] if base else None
+    starts = [
+        p for r in args.runs for p in read_curve(r) if p["kind"] == "eval" and p["env_steps"] == 0
+    ]
+    baseline = starts[0]["success_rate"] if starts else None  # the zero-residual start
     plot_learning_curves(
         [(f"{r.name}", read_curve(r)) for r in args.runs], args.out, baseline=baseline
     )
     if args.json:
         print(json.dumps({"rows": table, "curve_png": str(args.out)}))
         return 0
-    print(f"{'run':<14}{'policy':<10}{'variant':<12}{'success':>9}  95% CI        env steps  min")
+    print(f"{'run':<18}{'policy':<10}{'variant':<12}{'success':>9}  95% CI        env steps  min")
     for r in table:
         low, high = r["ci95"]
         print(
-            f"{r['run']:<14}{r['policy']:<10}{r['variant']:<12}{r['success_rate']:>8.0%} "
+            f"{r['run']:<18}{r['policy']:<10}{r['variant']:<12}{r['success_rate']:>8.0%} "
             f" {low:4.0%}-{high:4.0%}  {r['env_steps']:>10}  {r['wall_min']:>4}"
         )
     print(f"curve: {args.out}")
