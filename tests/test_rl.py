@@ -101,9 +101,7 @@ class ReachEnv:
         truncated = (self.t >= HORIZON) & ~success
         reward = success - 0.1 * dist  # arriving ends the cost, so success always pays
         final = self._observe()
-        done = success | truncated
-        lengths = np.where(done, self.t, 0)
-        self._respawn(np.flatnonzero(done))
+        self._respawn(np.flatnonzero(success | truncated))
         return StepResult(
             raw_features=self._observe(),
             reward=reward.astype(np.float32),
@@ -111,8 +109,6 @@ class ReachEnv:
             truncated=truncated,
             final_raw_features=final,
             success=success,
-            episode_length=lengths,
-            executed=action,
         )
 
     def close(self) -> None:

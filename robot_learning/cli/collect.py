@@ -13,10 +13,8 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +26,7 @@ from robot_learning.cli import (
     positive_float,
     positive_int,
     print_json,
+    signals_interrupt,
 )
 from robot_learning.cli.collect_setup import (
     SIM_DEFAULT_CAMERAS,
@@ -188,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     robot = build_robot(args)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_sigterm_as_interrupt())
+        stack.enter_context(signals_interrupt())  # SIGTERM: discard the open episode, exit 130
         connect(robot, stack, "robot", args.robot)
         teleop = build_teleop(args, robot)
         connect(teleop, stack, "teleop", args.teleop)
@@ -265,24 +264,6 @@ def _announce(reporter: Any, store: EpisodeStore, config: Any, args: argparse.Na
         f"{verb} {store.root}: {store.n_episodes} episode(s) stored; recording {config.episodes} "
         f"more from {args.teleop} on {args.robot} {rate}, up to {config.max_steps} steps each"
     )
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM takes the Ctrl-C path: discard the open episode, close the store, exit 130."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(session: Any, store: EpisodeStore, wall_s: float, interrupted: bool) -> dict[str, Any]:

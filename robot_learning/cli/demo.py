@@ -20,11 +20,8 @@ from robot_learning.cli import (
     positive_float,
     positive_int,
     print_json,
+    signals_interrupt,
 )
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -52,17 +49,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM both stop the running stage cleanly, even where the shell started
     # this process with SIGINT ignored (a background job): its ROS 2 processes run in their
     # own sessions and are only stopped by this process
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        results = run_demo(cfg, fresh=args.fresh)
+        with signals_interrupt(signal.SIGINT, signal.SIGTERM):
+            results = run_demo(cfg, fresh=args.fresh)
     except DemoError as exc:
         raise CLIError(str(exc), exit_code=1) from None
     except KeyboardInterrupt:
         PROGRESS.warning("stopped; run the same command again to resume from %s", cfg.out_dir)
         raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     report = results["report"]
     if args.json:
         print_json(

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 from pathlib import Path
-from types import FrameType
 
-from robot_learning.cli import PROGRESS, CLIError, positive_float, positive_int, print_json
+from robot_learning.cli import (
+    PROGRESS,
+    CLIError,
+    positive_float,
+    positive_int,
+    print_json,
+    signals_interrupt,
+)
+from robot_learning.cli.eval import non_negative_int
 
 LOG = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--eval-every",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="STEPS",
         help="evaluate every STEPS env steps (0: only at the end)",
@@ -81,10 +87,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(handler=cmd_rl)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def cmd_rl(args: argparse.Namespace) -> int:
@@ -119,7 +121,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
         eval_episodes=args.eval_episodes,
         demos=str(Path(args.demos).resolve()) if args.demos else None,
         residual=ResidualConfig(
-            residual_scale=min(args.residual_scale, 1.0),
+            residual_scale=args.residual_scale,
             squash="clip" if args.algo == "ppo" else "tanh",
             state_std=args.algo == "sac",
             base_inference_steps=args.base_steps,
@@ -152,9 +154,9 @@ def cmd_rl(args: argparse.Namespace) -> int:
         args.minutes,
         args.env_steps,
     )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        summary = train(config, policy, out, resume=args.resume)
+        with signals_interrupt():
+            summary = train(config, policy, out, resume=args.resume)
     except (FileExistsError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -164,8 +166,6 @@ def cmd_rl(args: argparse.Namespace) -> int:
             out,
         )
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print_json(summary)
     else:

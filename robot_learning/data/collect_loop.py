@@ -78,11 +78,10 @@ class CollectSession:
         after the episode in progress is discarded."""
         stats = self.stats
         seed = self.config.seed + self.store.n_episodes
+        max_attempts = MAX_ATTEMPTS_PER_EPISODE * self.config.episodes
         try:
             while stats.episodes_saved < self.config.episodes and not stats.stopped:
-                if self.config.successes_only and stats.attempt >= MAX_ATTEMPTS_PER_EPISODE * (
-                    self.config.episodes
-                ):
+                if self.config.successes_only and stats.attempt >= max_attempts:
                     LOG.warning(
                         "stopping: %d attempts gave %d successful episodes of %d wanted "
                         "(--successes-only gives up after %d attempts per episode)",

@@ -55,6 +55,12 @@ class RunningMeanStd:
         except KeyError as exc:
             raise ValueError(f"saved state lacks {exc.args[0]!r}") from None
 
+    def set_scale_offset(self, scale: torch.Tensor, offset: torch.Tensor) -> None:
+        """The inverse of :meth:`scale_offset`: statistics back from a saved normalizer."""
+        std = 1.0 / scale.double().numpy()
+        self.mean = -offset.double().numpy() * std
+        self.var = np.maximum(std**2 - EPS, 0.0)
+
     def scale_offset(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``x * scale + offset`` form (the policy Normalizer's ``gaussian`` mode)."""
         std = np.sqrt(self.var + EPS)

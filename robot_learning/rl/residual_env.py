@@ -31,8 +31,6 @@ class StepResult:
     truncated: np.ndarray  # [N] bool: the time limit
     final_raw_features: np.ndarray  # [N, F]: features of the last observation where truncated
     success: np.ndarray  # [N] bool, for finished episodes
-    episode_length: np.ndarray  # [N] int, for finished episodes (0 elsewhere)
-    executed: np.ndarray  # [N, A] the combined actions sent
 
 
 class ResidualEnv(Protocol):
@@ -66,7 +64,6 @@ class ResidualVecEnv:
         config = replace(
             env_config_for(policy.base, task, variant=variant, max_steps=max_steps), reward=reward
         )
-        self.config = config
         envs = make_vector_env(
             num_envs,
             config,
@@ -80,11 +77,9 @@ class ResidualVecEnv:
         obs_spec = self.envs.call("observation_spec")[0]
         act_spec = self.envs.call("action_spec")[0]
         policy.check_compatible(obs_spec, act_spec)
-        self.max_episode_steps = int(self.envs.call("__getattribute__", "max_episode_steps")[0])
         self.windows: list[deque[dict[str, Any]]] = [
             deque(maxlen=policy.n_obs_steps) for _ in range(num_envs)
         ]
-        self.lengths = np.zeros(num_envs, np.int64)
         self.seed = seed
         self.base_action = np.zeros((num_envs, policy.action_dim), np.float32)
 
@@ -119,7 +114,6 @@ class ResidualVecEnv:
         obs, _ = self.envs.reset(seed=self.seed if seed is None else seed)
         for i in range(self.num_envs):
             self._start_window(i, self._pick(obs, i))
-        self.lengths[:] = 0
         self.policy.base.reset()
         return self._observe()
 
@@ -129,9 +123,7 @@ class ResidualVecEnv:
         terminated = np.asarray(terminated, bool)
         truncated = np.asarray(truncated, bool) & ~terminated
         done = terminated | truncated
-        self.lengths += 1
         success = np.zeros(self.num_envs, bool)
-        lengths = np.where(done, self.lengths, 0)
         final_raw = np.zeros((self.num_envs, self.policy.feature_dim), np.float32)
         if done.any():
             final_info = info.get("final_info", {})
@@ -152,7 +144,6 @@ class ResidualVecEnv:
             current = self._pick(obs, i)
             if done[i]:
                 self._start_window(i, current)
-                self.lengths[i] = 0
             else:
                 self.windows[i].append(current)
         return StepResult(
@@ -162,8 +153,6 @@ class ResidualVecEnv:
             truncated=truncated,
             final_raw_features=final_raw,
             success=success,
-            episode_length=lengths,
-            executed=actions,
         )
 
     def close(self) -> None:

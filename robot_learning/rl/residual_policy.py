@@ -37,7 +37,7 @@ from robot_learning.policies.checkpoint import (
     save_policy_files,
 )
 from robot_learning.policies.normalizer import Normalizer
-from robot_learning.rl.feature_norm import EPS, RunningMeanStd
+from robot_learning.rl.feature_norm import RunningMeanStd
 from robot_learning.rl.networks import GaussianActor
 from robot_learning.specs import SpecError
 
@@ -225,7 +225,8 @@ def save_residual(
 
 
 def load_residual(directory: str | Path, device: str = "cpu", **overrides: Any) -> ResidualPolicy:
-    """Load the base from ``base/`` (``overrides`` such as ``inference_steps`` go to it)."""
+    """Load the base from ``base/`` on ``device`` (``overrides`` such as ``inference_steps``
+    go to it); the residual MLP runs on the CPU."""
     from robot_learning.policies import load_policy
 
     path = Path(directory)
@@ -239,7 +240,7 @@ def load_residual(directory: str | Path, device: str = "cpu", **overrides: Any) 
     if overrides.get("inference_steps") is not None:  # an explicit request wins
         cfg.base_inference_steps = int(overrides.pop("inference_steps"))
     base_dir = path / str(config.get("base", BASE_DIR))
-    base = load_policy(base_dir, device="cpu", **overrides)
+    base = load_policy(base_dir, device=device, **overrides)
     state, norm = read_tensors(path)
     policy = ResidualPolicy(base, cfg, base_dir=base_dir)
     if FEATURES_KEY not in norm.params:
@@ -250,9 +251,7 @@ def load_residual(directory: str | Path, device: str = "cpu", **overrides: Any) 
             f"{path}: the feature normalizer has {tuple(scale.shape)} elements, the residual "
             f"expects {policy.feature_dim}"
         )
-    std = 1.0 / scale.double().numpy()
-    policy.feature_stats.mean = -offset.double().numpy() * std
-    policy.feature_stats.var = np.maximum(std**2 - EPS, 0.0)
+    policy.feature_stats.set_scale_offset(scale, offset)
     actor_state = {k.removeprefix("actor."): v for k, v in state.items()}
     try:
         policy.actor.load_state_dict(actor_state, strict=True)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from robot_learning.eval.stats import wilson_interval
+from robot_learning.policies.base import Policy
 from robot_learning.policies.checkpoint import cpu_tensors, write_json_atomic
 from robot_learning.rl.config import RLConfig
 from robot_learning.rl.curves import CURVE_FILE, plot_learning_curves, read_curve
@@ -34,6 +34,30 @@ POLICY_DIR = "policy"
 CONFIG_FILE = "rl_config.json"
 # settings that may differ on --resume (how long and how often), everything else must match
 RESUMABLE = {"total_env_steps", "budget_minutes", "checkpoint_minutes", "report_seconds"}
+
+
+def success_summary(policy: Policy, config: RLConfig, variant: str) -> dict[str, Any]:
+    """``config.eval_episodes`` seeded episodes through the evaluation harness (the safety layer
+    included): success rate with its 95% interval."""
+    from robot_learning.eval.rollout import evaluate
+
+    result = evaluate(
+        policy,
+        config.task,
+        config.eval_episodes,
+        variant=variant,
+        seed=config.eval_seed,
+        num_envs=config.num_envs,
+        videos=0,
+    )
+    return {
+        "variant": variant,
+        "episodes": result.episodes,
+        "successes": result.successes,
+        "success_rate": result.success_rate,
+        "success_ci95_low": result.ci95_low,
+        "success_ci95_high": result.ci95_high,
+    }
 
 
 class RunBook:
@@ -143,43 +167,27 @@ class RunBook:
         return True
 
     def evaluate(self, policy: ResidualPolicy, variant: str | None = None) -> dict[str, Any]:
-        """Seeded episodes through the evaluation harness (the safety layer included)."""
-        from robot_learning.eval.rollout import evaluate
-
+        """Evaluate the combined policy (deterministic residual) and add it to the curve."""
         variant = variant or self.config.variant
         was_training = policy.actor.training
         policy.eval()
         try:
-            result = evaluate(
-                policy,
-                self.config.task,
-                self.config.eval_episodes,
-                variant=variant,
-                seed=self.config.eval_seed,
-                num_envs=self.config.num_envs,
-                videos=0,
-            )
+            result = success_summary(policy, self.config, variant)
         finally:
             policy.actor.train(was_training)
-        low, high = wilson_interval(result.successes, result.episodes)
         point = {
             "kind": "eval",
-            "variant": variant,
             "env_steps": self.env_steps,
             "wall_s": round(self.wall_s, 1),
-            "episodes": result.episodes,
-            "successes": result.successes,
-            "success_rate": result.successes / result.episodes,
-            "success_ci95_low": low,
-            "success_ci95_high": high,
+            **result,
         }
         self._append(point)
         LOG.info(
             "eval (%s) at %d env steps: %d/%d successes",
             variant,
             self.env_steps,
-            result.successes,
-            result.episodes,
+            result["successes"],
+            result["episodes"],
         )
         return point
 

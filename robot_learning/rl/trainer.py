@@ -7,12 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from robot_learning.eval.rollout import evaluate
-from robot_learning.eval.stats import wilson_interval
 from robot_learning.policies.checkpoint import write_json_atomic
 from robot_learning.rl.config import RLConfig
 from robot_learning.rl.residual_policy import ResidualPolicy
-from robot_learning.rl.run import POLICY_DIR
+from robot_learning.rl.run import POLICY_DIR, success_summary
 
 LOG = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
@@ -32,7 +30,7 @@ def train(config: RLConfig, policy: ResidualPolicy, out: Path, resume: bool) -> 
         book = train_sac(config, policy, out, resume)
     evals: dict[str, Any] = {}
     for variant in dict.fromkeys((config.variant, REAL_PROXY)):
-        evals[f"base_{variant}"] = _eval(policy.base, config, variant)
+        evals[f"base_{variant}"] = success_summary(policy.base, config, variant)
         evals[f"residual_{variant}"] = book.evaluate(policy, variant)
     book.plot()
     summary = {
@@ -49,27 +47,6 @@ def train(config: RLConfig, policy: ResidualPolicy, out: Path, resume: bool) -> 
     }
     write_json_atomic(out / SUMMARY_FILE, summary)
     return summary
-
-
-def _eval(policy: Any, config: RLConfig, variant: str) -> dict[str, Any]:
-    result = evaluate(
-        policy,
-        config.task,
-        config.eval_episodes,
-        variant=variant,
-        seed=config.eval_seed,
-        num_envs=config.num_envs,
-        videos=0,
-    )
-    low, high = wilson_interval(result.successes, result.episodes)
-    return {
-        "variant": variant,
-        "episodes": result.episodes,
-        "successes": result.successes,
-        "success_rate": result.successes / result.episodes,
-        "success_ci95_low": low,
-        "success_ci95_high": high,
-    }
 
 
 def summarize(summary: dict[str, Any]) -> str:
