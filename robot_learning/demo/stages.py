@@ -8,6 +8,7 @@ saved episode; training keeps checkpoints for ``--resume``).
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,15 @@ def train(cfg: DemoConfig, results: dict[str, Any]) -> dict[str, Any]:
         "--out",
         str(cfg.policy_dir),
     ]
-    if (cfg.policy_dir / "train_state").exists():
+    from robot_learning.train.state import has_train_state
+
+    if has_train_state(cfg.policy_dir):
         PROGRESS.info("  resuming the training in %s", cfg.policy_dir)
         args.append("--resume")
+    elif cfg.policy_dir.exists():
+        # stopped before its first checkpoint: nothing to resume, and the demo owns this folder
+        PROGRESS.info("  the last training stopped before its first checkpoint: starting over")
+        shutil.rmtree(cfg.policy_dir)
     summary = run_cli(args, "training")
     summary["recipe_file"] = str(recipe)
     return summary

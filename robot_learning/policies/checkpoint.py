@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,37 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+@contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty directory to fill; on success it replaces ``target`` by renames.
+
+    Why: a resume state is several files that only make sense together. Overwriting them in
+    place means a kill mid-save leaves half-new, half-old (or truncated) files. Here ``target``
+    always holds a whole save: the new one, or the one before it (see :func:`whole_dir`).
+    """
+    staging = target.with_name(target.name + ".partial")
+    previous = target.with_name(target.name + ".previous")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target, previous)
+    os.replace(staging, target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def whole_dir(target: Path) -> Path | None:
+    """The last whole save written by :func:`staged_dir`, or ``None`` if there is none.
+
+    A kill between the two renames leaves only ``<target>.previous``; it is still whole.
+    """
+    for candidate in (target, target.with_name(target.name + ".previous")):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def save_policy_files(

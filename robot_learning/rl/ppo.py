@@ -161,7 +161,10 @@ def train_ppo(
             iteration += 1
             book.updates = iteration
             book.report(
-                {**stats, "std": float(policy.actor.distribution(feats[0])[1].exp().mean())}
+                {
+                    **stats,
+                    "std": float(policy.actor.distribution(feats[0])[1].exp().mean().detach()),
+                }
             )
             if book.due_eval():
                 book.evaluate(policy)
@@ -246,7 +249,7 @@ def _update(
                 log_ratio = logp - old_logp[idx]
                 kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
                 clipfrac = float(((ratio - 1).abs() > cfg.clip).float().mean())
-            pg_loss = float(pg)
+            pg_loss = float(pg.detach())
         if not warmup and cfg.target_kl and kl > cfg.target_kl:
             break
     return {"pg_loss": pg_loss, "v_loss": v_loss, "kl": kl, "clipfrac": clipfrac}

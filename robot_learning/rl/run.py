@@ -22,7 +22,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from robot_learning.policies.base import Policy
-from robot_learning.policies.checkpoint import cpu_tensors, write_json_atomic
+from robot_learning.policies.checkpoint import (
+    cpu_tensors,
+    staged_dir,
+    whole_dir,
+    write_json_atomic,
+)
 from robot_learning.rl.config import RLConfig
 from robot_learning.rl.curves import CURVE_FILE, plot_learning_curves, read_curve
 from robot_learning.rl.residual_env import StepResult
@@ -94,7 +99,7 @@ class RunBook:
                     f"{self.out}: --resume with different settings ({', '.join(changed)}); use "
                     "the original ones or a new --out"
                 )
-        elif not resume and (self.out / STATE_DIR / "state.json").is_file():
+        elif not resume and self.has_state():
             raise FileExistsError(
                 f"{self.out} already holds an RL run; pass --resume to continue it or choose "
                 "another --out"
@@ -207,7 +212,7 @@ class RunBook:
         np_rng: np.random.Generator,
         extra_files: Callable[[Path], None] | None = None,
     ) -> None:
-        """Write the servable policy and the resume state (``state.json`` last).
+        """Write the servable policy and the resume state (swapped in whole, see ``staged_dir``).
 
         A base built in code (no checkpoint directory to copy) gets no servable policy.
         """
@@ -217,12 +222,6 @@ class RunBook:
                 self.out / POLICY_DIR,
                 extra={"rl": {"algo": self.config.algo, "env_steps": self.env_steps}},
             )
-        directory = self.out / STATE_DIR
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(cpu_tensors(tensors), str(directory / "tensors.safetensors"))
-        save_file({"torch": torch.get_rng_state()}, str(directory / "rng.safetensors"))
-        if extra_files is not None:
-            extra_files(directory)
         counters = {
             "env_steps": self.env_steps,
             "updates": self.updates,
@@ -231,14 +230,26 @@ class RunBook:
             "wall_s": self.wall_s,
             "next_eval": self._next_eval,
         }
-        write_json_atomic(
-            directory / "state.json",
-            {"counters": counters, "numpy_rng": np_rng.bit_generator.state, **info},
-        )
+        with staged_dir(self.out / STATE_DIR) as directory:
+            save_file(cpu_tensors(tensors), str(directory / "tensors.safetensors"))
+            save_file({"torch": torch.get_rng_state()}, str(directory / "rng.safetensors"))
+            if extra_files is not None:
+                extra_files(directory)
+            write_json_atomic(
+                directory / "state.json",
+                {"counters": counters, "numpy_rng": np_rng.bit_generator.state, **info},
+            )
         LOG.info("checkpoint at %d env steps -> %s", self.env_steps, self.out)
 
-    def load(self, np_rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        directory = self.out / STATE_DIR
+    def load(
+        self,
+        np_rng: np.random.Generator,
+        extra_files: Callable[[Path], None] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Restore the counters and RNGs; ``extra_files`` reads what ``save`` was given."""
+        directory = whole_dir(self.out / STATE_DIR)
+        if directory is None:
+            raise FileNotFoundError(f"{self.out} holds no RL state to resume")
         state = json.loads((directory / "state.json").read_text())
         counters = state.pop("counters")
         self.env_steps = int(counters["env_steps"])
@@ -250,8 +261,10 @@ class RunBook:
         np_rng.bit_generator.state = state.pop("numpy_rng")
         torch.set_rng_state(load_file(str(directory / "rng.safetensors"))["torch"])
         tensors = load_file(str(directory / "tensors.safetensors"))
+        if extra_files is not None:
+            extra_files(directory)
         LOG.info("resuming at %d env steps (%.1f min so far)", self.env_steps, self.wall_s / 60)
         return tensors, state
 
     def has_state(self) -> bool:
-        return (self.out / STATE_DIR / "state.json").is_file()
+        return whole_dir(self.out / STATE_DIR) is not None

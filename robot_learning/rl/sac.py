@@ -105,10 +105,10 @@ class SACAgent:
             for p, tp in zip(self.q.parameters(), self.q_target.parameters()):
                 tp.lerp_(p, cfg.tau)
         return {
-            "q_loss": float(q_loss),
-            "actor_loss": float(actor_loss),
-            "alpha": float(alpha),
-            "q_mean": float(q.mean()),
+            "q_loss": float(q_loss.detach()),
+            "actor_loss": float(actor_loss.detach()),
+            "alpha": float(alpha.detach()),
+            "q_mean": float(q.mean().detach()),
         }
 
 
@@ -137,9 +137,8 @@ def train_sac(
         assert config.demos is not None
         demos = demo_transitions(policy, config.demos)
     if resume and book.has_state():
-        tensors, info = book.load(np_rng)
+        tensors, info = book.load(np_rng, lambda d: online.load(d / REPLAY_FILE))
         agent.load(tensors, info)
-        online.load(out / "rl_state" / REPLAY_FILE)
     elif not agent.stats_frozen:
         policy.feature_stats.update(demos.data["features"][: len(demos)])
     n_demo = round(cfg.batch_size * cfg.demo_fraction)

@@ -3,8 +3,8 @@
 Why not ``torch.save(optimizer.state_dict())``: that is a pickle. Optimizer tensors are
 flattened into ``optimizer.safetensors`` (``state.<param index>.<name>``); the step counter,
 scheduler position, parameter-group hyper-parameters and RNG states go to ``state.json`` and
-``rng.safetensors``. ``state.json`` is written last, so a crash mid-save leaves the previous
-state readable.
+``rng.safetensors``. Each save is written to a staging directory and renamed into place, so a
+kill mid-save leaves the previous state whole.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from robot_learning.policies.checkpoint import cpu_tensors, write_json_atomic
+from robot_learning.policies.checkpoint import (
+    cpu_tensors,
+    staged_dir,
+    whole_dir,
+    write_json_atomic,
+)
 
 STATE_DIR = "train_state"
 
@@ -52,27 +57,20 @@ def save_train_state(
     info: dict[str, Any],
     np_rng: np.random.Generator,
 ) -> None:
-    directory = out / STATE_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(
-        cpu_tensors(model.state_dict()),
-        str(directory / "model.safetensors"),
-    )
-    save_file(
-        cpu_tensors(ema_model.state_dict()),
-        str(directory / "ema.safetensors"),
-    )
-    tensors, groups = optimizer_tensors(optimizer)
-    save_file(tensors, str(directory / "optimizer.safetensors"))
-    save_file({"torch": torch.get_rng_state()}, str(directory / "rng.safetensors"))
-    write_json_atomic(
-        directory / "state.json",
-        {**info, "param_groups": groups, "numpy_rng": np_rng.bit_generator.state},
-    )
+    with staged_dir(out / STATE_DIR) as directory:
+        save_file(cpu_tensors(model.state_dict()), str(directory / "model.safetensors"))
+        save_file(cpu_tensors(ema_model.state_dict()), str(directory / "ema.safetensors"))
+        tensors, groups = optimizer_tensors(optimizer)
+        save_file(tensors, str(directory / "optimizer.safetensors"))
+        save_file({"torch": torch.get_rng_state()}, str(directory / "rng.safetensors"))
+        write_json_atomic(
+            directory / "state.json",
+            {**info, "param_groups": groups, "numpy_rng": np_rng.bit_generator.state},
+        )
 
 
 def has_train_state(out: Path) -> bool:
-    return (out / STATE_DIR / "state.json").is_file()
+    return whole_dir(out / STATE_DIR) is not None
 
 
 def load_train_state(
@@ -83,7 +81,9 @@ def load_train_state(
     np_rng: np.random.Generator,
 ) -> dict[str, Any]:
     """Restore everything saved by :func:`save_train_state`; returns the ``info`` dict."""
-    directory = out / STATE_DIR
+    directory = whole_dir(out / STATE_DIR)
+    if directory is None:
+        raise FileNotFoundError(f"{out} holds no training state")
     info = json.loads((directory / "state.json").read_text())
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     ema_model.load_state_dict(load_file(str(directory / "ema.safetensors")))
