@@ -65,7 +65,7 @@ def test_observations_match_spec_and_seeding_is_deterministic(task: str) -> None
         ({"variant": "real"}, "valid variants: default, train, real-proxy"),
         ({"cameras": ("top",)}, "valid cameras: scene, wrist"),
         ({"control_mode": "torque"}, "valid modes: ee_delta, joint"),
-        ({"reward": "dense"}, "valid rewards: shaped, sparse"),
+        ({"reward": "dense"}, "valid rewards: sparse, shaped, progress"),
         ({"control_hz": 1000.0}, "control_hz must be in"),
     ],
 )
@@ -198,6 +198,32 @@ def test_sparse_reward_is_success_only() -> None:
     shaped.reset(seed=0)
     _, reward, *_ = shaped.step(np.zeros(7))
     assert 0.0 < reward < 1.0
+
+
+def test_progress_reward_pays_only_for_moving_toward_the_goal() -> None:
+    """Potential-based shaping: each step pays the change in the task's shaping."""
+    envs = {mode: ManipulationEnv(task="insert", reward=mode) for mode in ("shaped", "progress")}
+    expert = make_expert("insert")
+    for env in envs.values():
+        env.reset(seed=3)
+    expert.reset()
+    progress_env = envs["progress"]
+    first = progress_env.task.shaped_reward(progress_env.model, progress_env.data)
+    shaping, paid, successes = [first], [], 0
+    for _ in range(50):  # the expert reaches, grasps and carries the peg toward the hole
+        action = expert_action(progress_env, expert)
+        (_, shaped, *_), (_, progress, _, _, info) = (env.step(action) for env in envs.values())
+        successes += int(info["is_success"])
+        shaping.append(shaped - float(info["is_success"]))
+        paid.append(progress - float(info["is_success"]))
+    assert np.allclose(paid, np.diff(shaping), atol=1e-9)
+    assert shaping[-1] - shaping[0] > 0.3  # the expert's progress was paid
+    # the episode's shaping sums to last minus first: loitering earns nothing more
+    assert sum(paid) == pytest.approx(shaping[-1] - first)
+    assert successes == 0
+    hold = np.array([0, 0, 0, 0, 0, 0, 1.0])  # keep the peg in the closed gripper, above the hole
+    held = [progress_env.step(hold)[1] for _ in range(10)]
+    assert max(abs(r) for r in held) < 0.02 and envs["shaped"].step(hold)[1] > 0.3
 
 
 def test_language_instruction_is_part_of_the_observation() -> None:

@@ -20,6 +20,7 @@ from robot_learning.cli import (
     signals_interrupt,
 )
 from robot_learning.cli.eval import non_negative_int
+from robot_learning.sim.rewards import REWARDS
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--variant", default="train", help="training domain randomization (default: train)"
     )
-    p.add_argument("--reward", default="sparse", choices=("sparse", "shaped"))
+    p.add_argument(
+        "--reward",
+        default="sparse",
+        choices=REWARDS,
+        help="sparse (default), shaped (dense, pays for loitering) or progress (potential-based "
+        "shaping: pays only for moving toward the goal)",
+    )
     p.add_argument("--num-envs", type=positive_int, default=8)
     p.add_argument("--minutes", type=positive_float, default=60.0, help="wall-clock budget")
     p.add_argument("--env-steps", type=positive_int, default=2_000_000, help="env step budget")

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from robot_learning.rl.residual_policy import ResidualConfig
+from robot_learning.sim.rewards import REWARDS
 
 ALGOS = ("ppo", "sac")
-REWARDS = ("sparse", "shaped")
 
 
 @dataclass

@@ -26,6 +26,7 @@ from robot_learning.sim.control import (
 )
 from robot_learning.sim.randomization import DRSample, ModelDefaults, Variant, check_variant
 from robot_learning.sim.rendering import CameraRenderer
+from robot_learning.sim.rewards import REWARDS
 from robot_learning.sim.robot_model import (
     GRIPPER_JOINT,
     GRIPPER_JOINT_MAX,
@@ -61,7 +62,7 @@ class EnvConfig:
     tactile: bool = True
     tactile_grid: tuple[int, int] = (8, 6)
     variant: Variant = "default"
-    reward: str = "shaped"  # or "sparse"
+    reward: str = "shaped"  # one of REWARDS (see robot_learning.sim.rewards)
     max_episode_steps: int | None = None
     terminate_on_success: bool = True
     task_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -71,8 +72,8 @@ class EnvConfig:
         unknown = [c for c in self.cameras if c not in CAMERA_NAMES]
         if unknown:
             raise ValueError(f"unknown cameras {unknown}; valid cameras: {', '.join(CAMERA_NAMES)}")
-        if self.reward not in ("shaped", "sparse"):
-            raise ValueError(f"unknown reward {self.reward!r}; valid rewards: shaped, sparse")
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; valid rewards: {', '.join(REWARDS)}")
         substeps = 1.0 / (self.control_hz * PHYSICS_TIMESTEP)
         if self.control_hz <= 0 or substeps < 1:
             raise ValueError(
@@ -129,6 +130,7 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
         self.dr = DRSample()
         self._pending: collections.deque[np.ndarray] = collections.deque()
         self.steps = 0
+        self._potential = 0.0  # the shaping value of the current state (reward "progress")
         self._noise_rng = np.random.default_rng(0)
 
     # ---- specs ---------------------------------------------------------------------------------
@@ -208,6 +210,7 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
         # settle objects onto the table before the first observation
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         obs = self._observe()
+        self._potential = self.task.shaped_reward(self.model, self.data)
         return obs, self._info(success=self.task.success(self.model, self.data))
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -234,6 +237,10 @@ class ManipulationEnv(gym.Env[dict[str, Any], np.ndarray]):
         success = self.task.success(self.model, self.data)
         if self.config.reward == "sparse":
             reward = float(success)
+        elif self.config.reward == "progress":
+            potential = self.task.shaped_reward(self.model, self.data)
+            reward = float(success) + potential - self._potential
+            self._potential = potential
         else:
             reward = float(success) + self.task.shaped_reward(self.model, self.data)
         terminated = success and self.config.terminate_on_success
