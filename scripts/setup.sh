@@ -33,7 +33,7 @@ STAMP_FILE="${VENV_DIR}/.setup-stamp"
 # here: vla
 # (sentence-transformers pulls transformers), viz (rerun-sdk, ~500 MB), sim (empty: MuJoCo is
 # a core dependency).
-SETUP_EXTRAS="${SETUP_EXTRAS:-dev,ros,train,data,teleop,serve,realsense,camera,tactile,ur}"
+SETUP_EXTRAS="${SETUP_EXTRAS:-dev,ros,train,data,teleop,serve,realsense,camera,tactile,ur,vla}"
 # "+cpu" makes pip accept only the CPU build: never the multi-GB CUDA wheel from PyPI.
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0+cpu}"
 TORCH_WHEEL_DIR="${TORCH_WHEEL_DIR:-/opt/wheels}"

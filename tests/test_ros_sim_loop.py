@@ -28,26 +28,31 @@ from robot_learning.eval.rollout import evaluate
 from robot_learning.eval.stats import wilson_interval
 from robot_learning.policies import load_policy
 from robot_learning.policies.scripted import ScriptedLiftPolicy
+from robot_learning.sim.tasks.pick_language import COLORS
 
 rclpy = pytest.importorskip("rclpy")
 
 from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from robot_learning_ros.conversions import (  # noqa: E402
+    image_array,
     image_msg,
     joint_state_msg,
     trajectory_msg,
 )
-from robot_learning_ros.qos import COMMAND_QOS, SENSOR_QOS  # noqa: E402
+from robot_learning_ros.qos import COMMAND_QOS, SENSOR_QOS, STATUS_QOS  # noqa: E402
 
 PERIOD = 0.1
 COMMANDS = "/joint_trajectory_controller/joint_trajectory"
 CAMERA = "/camera/scene/color/image_raw"
 
 
-def start_loop(procs: Processes, checkpoint: Path, *client_params: str) -> int:
+def start_loop(
+    procs: Processes, checkpoint: Path, *client_params: str, sim_params: tuple[str, ...] = ()
+) -> int:
     """Policy server + sim node + policy client node, started directly (not through bringup)."""
     port = free_port()
     procs.start(
@@ -64,7 +69,7 @@ def start_loop(procs: Processes, checkpoint: Path, *client_params: str) -> int:
         ],
     )
     wait_for(lambda: _healthy(port), 60, "the policy server")
-    procs.start_node("sim", "sim_node", "-p", "control_hz:=10.0")
+    procs.start_node("sim", "sim_node", "-p", "control_hz:=10.0", *sim_params)
     procs.start_node(
         "client",
         "policy_client_node",
@@ -87,7 +92,11 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def start_episode(listener: Listener) -> None:
+def start_episode(listener: Listener, hold_first: bool = False) -> None:
+    """Reset the sim, then the client; ``hold_first``: as the episode runner does, hold the arm
+    first, so no chunk of the last episode reaches the new one."""
+    if hold_first:
+        assert listener.call(Trigger, "/policy_client/hold").success
     assert listener.call(Trigger, "/sim/reset").success
     assert listener.call(Trigger, "/policy_client/reset").success
 
@@ -248,3 +257,55 @@ def test_stale_camera_holds_and_malformed_messages_are_rejected(tmp_path: Path) 
     client_log = procs.output("client")
     assert "stale_obs" in client_log and CAMERA in client_log
     assert "rejected joint trajectory" in procs.output("sim")
+
+
+def _episode_status(msgs: list[tuple[float, String]], after: float) -> dict | None:
+    """The newest episode status published after ``after`` (monotonic), decoded."""
+    fresh = [json.loads(m.data) for t, m in msgs if t >= after]
+    return fresh[-1] if fresh else None
+
+
+def test_the_instruction_topic_drives_a_language_policy(tmp_path: Path) -> None:
+    """The sim publishes its task's instruction on /instruction; an operator's overrides it."""
+    checkpoint = ScriptedLiftPolicy(10.0, task="pick_language").save(tmp_path / "language")
+    with processes(tmp_path) as procs:
+        start_loop(procs, checkpoint, sim_params=("-p", "task:=pick_language"))
+        listener = Listener(procs.domain)
+        try:
+            instructions = listener.collect(String, "/instruction", STATUS_QOS)
+            status = listener.collect(String, "/sim/episode", STATUS_QOS)
+            cubes = listener.collect(Image, "/sim/state/cubes_pos", SENSOR_QOS)
+            # the sim's own instruction: the cube it names is lifted and the episode succeeds
+            t0 = time.monotonic()
+            start_episode(listener)
+            wait_for(lambda: bool((_episode_status(status, t0) or {}).get("done")), 60, "episode 1")
+            first = _episode_status(status, t0)
+            assert first is not None and first["success"], (first, procs.output("client")[-3000:])
+            assert instructions and instructions[-1][1].data == first["instruction"]
+
+            # an operator publishes another instruction mid-episode: the policy follows it
+            t1 = time.monotonic()
+            start_episode(listener, hold_first=True)
+            wait_for(lambda: _episode_status(status, t1) is not None, 30, "episode 2's status")
+            given = (_episode_status(status, t1) or {})["instruction"]
+            other = next(c for c in COLORS if c not in given.split())
+            operator = listener.node.create_publisher(String, "/instruction", STATUS_QOS)
+            operator.publish(String(data=f"could you hoist the {other} cube"))
+            index = list(COLORS).index(other)
+
+            def lifted() -> bool:
+                return (
+                    bool(cubes)
+                    and float(
+                        image_array(cubes[-1][1], encodings=("32FC1",)).reshape(-1, 3)[index, 2]
+                    )
+                    > 0.1
+                )
+
+            wait_for(lifted, 40, f"the {other} cube lifted")
+        finally:
+            listener.close()
+    heights = image_array(cubes[-1][1], encodings=("32FC1",)).reshape(-1, 3)[:, 2]
+    named = list(COLORS).index(next(c for c in COLORS if c in given.split()))
+    assert heights[named] < 0.05, "the cube the sim named stays on the table"
+    assert "rejected" not in procs.output("client")

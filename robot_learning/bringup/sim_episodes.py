@@ -93,11 +93,28 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
+def policy_cameras(policy: Path) -> tuple[list[str], tuple[int, int]]:
+    """The sim cameras (and their size) a checkpoint's ``<cam>_rgb`` features need."""
+    from robot_learning.sim.env import CAMERA_NAMES
+    from robot_learning.specs import SpecDict
+
+    config = json.loads((policy / "config.json").read_text())
+    spec = SpecDict.from_json(config.get("observation_spec", {}))
+    cameras, size = [], (96, 96)
+    for name, feature in spec.items():
+        cam = name.removesuffix("_rgb")
+        if feature.kind == "rgb" and name.endswith("_rgb") and cam in CAMERA_NAMES:
+            cameras.append(cam)
+            size = (int(feature.shape[0]), int(feature.shape[1]))
+    return cameras, size
+
+
 @contextlib.contextmanager
 def sim_bringup(run: SimLoopRun, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[Any]]:
     """``robot-learning bringup sim_robot.yaml`` for ``run``, output to ``log``."""
     config = default_workspace() / PACKAGE / "bringup" / "sim_robot.yaml"
     cmd = [sys.executable, "-m", "robot_learning.cli", "bringup", str(config)]
+    cameras, image_size = policy_cameras(Path(run.policy))
     for key, value in (
         ("policy", Path(run.policy).resolve()),
         ("port", free_port()),
@@ -105,6 +122,8 @@ def sim_bringup(run: SimLoopRun, env: dict[str, str], log: Path) -> Iterator[sub
         ("variant", run.variant),
         ("seed", run.seed),
         ("execution", run.execution),
+        ("cameras", "[" + ",".join(cameras) + "]" if cameras else "['']"),
+        ("image_size", f"[{image_size[0]},{image_size[1]}]"),
     ):
         cmd += ["--arg", f"{key}={value}"]
     with open(log, "wb") as out:

@@ -160,23 +160,53 @@ def connect_server(url: str, token_file: str | None, policy_name: str | None) ->
     return RemotePolicy(client)
 
 
+def check_task_options(task: str, items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` items as a dict the task's constructor accepts, else a CLIError naming them."""
+    import inspect
+
+    from robot_learning.sim.tasks import TASKS, make_task
+
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--task-opt {item!r}: expected KEY=VALUE, e.g. phrasing=heldout")
+        options[key] = value
+    if not options:
+        return options
+    accepted = [p for p in inspect.signature(TASKS.get(task)).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise CLIError(
+            f"--task-opt {', '.join(unknown)}: task {task!r} takes "
+            + (f"options: {', '.join(accepted)}" if accepted else "no options")
+        )
+    try:
+        make_task(task, **options)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--task-opt for {task!r}: {exc}") from exc
+    return options
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from robot_learning.cli.sim import check_task, check_variant
 
     task = check_task(args.task)
     variant = check_variant(args.variant)
+    task_options = check_task_options(task, args.task_opt)
+    run_name = "-".join([task, variant, *(f"{k}-{v}" for k, v in task_options.items())])
     if (args.policy is None) == (args.server is None):
         raise CLIError("give exactly one of --policy DIR or --server ws://HOST:PORT")
     if args.policy is not None:
         policy_dir = check_policy_dir(args.policy)
-        out = Path(args.out) if args.out else policy_dir / "eval" / f"{task}-{variant}"
+        out = Path(args.out) if args.out else policy_dir / "eval" / run_name
         policy = load_checkpoint(policy_dir, args.steps)
         source = str(policy_dir)
         execution = args.execution or recipe_execution(policy_dir)
     else:
         if args.steps is not None:
             raise CLIError("--steps applies to a local --policy; the server sets its own")
-        out = Path(args.out) if args.out else Path("eval") / f"{task}-{variant}"
+        out = Path(args.out) if args.out else Path("eval") / run_name
         policy = connect_server(args.server, args.token_file, args.server_policy)
         source = args.server
         execution = args.execution or "rtc"
@@ -209,6 +239,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             execution=execution,  # type: ignore[arg-type]
             inference_delay_ms=args.inference_delay_ms,
             progress=progress,
+            task_options=task_options,
         )
     except SpecError as exc:
         raise CLIError(f"the policy at {source} does not fit task {task!r}: {exc}") from exc
@@ -219,7 +250,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         close = getattr(policy, "close", None)
         if callable(close):
             close()
-    summary: dict[str, Any] = {**result.to_json(), "policy": source}
+    summary: dict[str, Any] = {**result.to_json(), "policy": source, "task_options": task_options}
     eval_json = out / "eval.json"
     summary["eval_json"] = str(eval_json)
     out.mkdir(parents=True, exist_ok=True)
@@ -258,6 +289,13 @@ def add_parser(subparsers: Any) -> None:
         "--token-file", default=None, metavar="F", help="file holding the server's access token"
     )
     p.add_argument("--task", required=True, help="task name (see 'sim list')")
+    p.add_argument(
+        "--task-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="task option, repeatable (e.g. phrasing=heldout for pick_language's unseen wordings)",
+    )
     p.add_argument(
         "--episodes", type=positive_int, required=True, metavar="N", help="episodes to run"
     )

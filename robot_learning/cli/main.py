@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "eval",
     "rl",
+    "value",
     "serve",
     "bringup",
     "demo",

@@ -20,6 +20,7 @@ def env_config_for(
     variant: str = "default",
     max_steps: int | None = None,
     render_size: tuple[int, int] = RENDER_SIZE,
+    task_options: dict[str, Any] | None = None,
 ) -> EnvConfig:
     """The env that gives ``policy`` its features: cameras, image size, depth, tactile, rate.
 
@@ -54,5 +55,6 @@ def env_config_for(
         tactile=bool(tactile),
         variant=check_variant(variant),
         max_episode_steps=max_steps,
+        task_kwargs=dict(task_options or {}),
         **extra,
     )

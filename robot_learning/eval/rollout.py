@@ -410,6 +410,7 @@ def evaluate(
     inference_delay_ms: float = 0.0,
     safety: SafetyConfig | None = None,
     progress: ProgressFn | None = None,
+    task_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` seeded episodes (``seed + k``) of ``task`` and summarize them.
 
@@ -419,6 +420,7 @@ def evaluate(
     Chunks are executed by a :class:`ChunkExecutor` in ``execution`` mode; with
     ``inference_delay_ms`` every chunk reaches the robot that much later (in sim time), as from
     a slow server. Every action passes a :class:`SafetyLayer` (``safety``, default: the sim's).
+    ``task_options`` go to the task's constructor (e.g. ``{"phrasing": "heldout"}``).
     Raises :class:`SpecError` (naming the feature) when the policy does not fit the env.
     ``policy.reset()`` is called once, before the first episode: the envs run episodes
     concurrently in one batch, so a per-episode reset would clear the other envs' state too.
@@ -437,7 +439,9 @@ def evaluate(
     if not (math.isfinite(inference_delay_ms) and inference_delay_ms >= 0):
         raise ValueError(f"inference_delay_ms must be >= 0, got {inference_delay_ms}")
     start = time.perf_counter()
-    config = env_config_for(policy, task, variant=variant, max_steps=max_steps)
+    config = env_config_for(
+        policy, task, variant=variant, max_steps=max_steps, task_options=task_options
+    )
     n_envs = min(num_envs, episodes)
     LOG.info(
         "evaluating on %s (%s): %d episodes, %d env(s), cameras %s",

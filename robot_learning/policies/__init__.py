@@ -25,6 +25,21 @@ POLICIES.register(
     "robot_learning.policies.scripted:load_scripted_lift",
     "observation-only scripted lift controller (no weights): a baseline and a stack test fixture",
 )
+POLICIES.register(
+    "openvla_tokens",
+    "robot_learning.policies.adapters.openvla:load_openvla_tokens",
+    "OpenVLA-style VLA adapter: a Llava VLM decoding one action as 256-bin action tokens",
+)
+POLICIES.register(
+    "flow_vla",
+    "robot_learning.policies.adapters.flow_vla:load_flow_vla",
+    "pi0/SmolVLA-style VLA adapter: a Llava VLM context + a flow-matching action expert",
+)
+POLICIES.register(
+    "value_guided",
+    "robot_learning.policies.value_guided:load_value_guided",
+    "any policy (under base/) whose K sampled chunks are ranked by an offline critic (V-GPS)",
+)
 
 
 def load_policy(path: str | Path, device: str = "cpu", **overrides: Any) -> Policy:

@@ -73,10 +73,19 @@ class DiffusionPolicy(nn.Module, Policy):
         self.generator = torch.Generator().manual_seed(INFERENCE_SEED)
 
     # ---- training ------------------------------------------------------------------------------
-    def _normalized_obs(self, obs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
+    def _normalized_obs(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """Tensors on the policy's device, normalized; instructions stay strings."""
+        out: dict[str, Any] = {}
         device = self._device()
         for key in self.config.obs_keys:
+            if key in self.encoder.language_keys:  # embedded, then centred if fitted with it
+                text = obs[key]
+                out[key] = (
+                    self.normalizer.normalize(key, self.encoder.embed(text).to(device))
+                    if key in self.normalizer.params
+                    else text
+                )
+                continue
             value = torch.as_tensor(obs[key], device=device)
             if key in self.normalizer.params:
                 value = self.normalizer.normalize(key, value.float())
@@ -94,7 +103,10 @@ class DiffusionPolicy(nn.Module, Policy):
     ) -> torch.Tensor:
         """Training loss of a batch of windows (``WindowDataset`` layout); see NoiseObjective."""
         n_obs = self.n_obs_steps
-        obs = self._normalized_obs({k: batch[k][:, :n_obs] for k in self.config.obs_keys})
+        language = self.encoder.language_keys
+        obs = self._normalized_obs(
+            {k: batch[k] if k in language else batch[k][:, :n_obs] for k in self.config.obs_keys}
+        )
         actions = torch.as_tensor(batch[self.config.action_key], device=self._device()).float()
         actions = self.normalizer.normalize(self.config.action_key, actions)
         if actions.shape[1] != self.config.horizon:

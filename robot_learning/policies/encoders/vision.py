@@ -90,6 +90,7 @@ class ImageEncoder(nn.Module):
         cnn_channels: list[int] | None = None,
         pretrained: bool = True,
         downsample: int = 1,
+        film_dim: int = 0,
     ) -> None:
         super().__init__()
         self.downsample = downsample
@@ -107,6 +108,13 @@ class ImageEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.pool = SpatialSoftmax(channels, keypoints)
         self.out = nn.Sequential(nn.Linear(2 * keypoints, feature_dim), nn.LayerNorm(feature_dim))
+        # FiLM: a conditioning vector scales and shifts each channel of the feature map; zero
+        # initialised, so training starts from the unconditioned encoder
+        self.film: nn.Linear | None = None
+        if film_dim > 0:
+            self.film = nn.Linear(film_dim, 2 * channels)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
     def crop_images(self, x: torch.Tensor) -> torch.Tensor:
         """Random crop per image while training, centre crop otherwise (``x``: N,C,H,W)."""
@@ -123,10 +131,17 @@ class ImageEncoder(nn.Module):
             [x[i, :, t : t + ch, left : left + cw] for i, (t, left) in enumerate(zip(tops, lefts))]
         )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, film: torch.Tensor | None = None) -> torch.Tensor:
+        """``film``: ``[N, film_dim]`` conditioning (required when built with ``film_dim``)."""
         x = images.permute(0, 3, 1, 2).float().div_(255.0)
         x = self.crop_images(x)
         if self.downsample > 1:
             x = F.avg_pool2d(x, self.downsample, ceil_mode=True)
         x = (x - self.mean) / self.std
-        return self.out(self.pool(self.trunk(x)))
+        features = self.trunk(x)
+        if self.film is not None:
+            if film is None:
+                raise ValueError("this image encoder is FiLM-conditioned: pass its conditioning")
+            scale, shift = self.film(film).chunk(2, dim=-1)
+            features = features * (1 + scale[..., None, None]) + shift[..., None, None]
+        return self.out(self.pool(features))

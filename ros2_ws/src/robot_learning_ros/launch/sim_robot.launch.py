@@ -29,6 +29,8 @@ def generate_launch_description():
             DeclareLaunchArgument("variant", default_value="default"),
             DeclareLaunchArgument("seed", default_value="0"),
             DeclareLaunchArgument("execution", default_value="rtc"),
+            DeclareLaunchArgument("cameras", default_value="['']"),
+            DeclareLaunchArgument("image_size", default_value="[96,96]"),
             ExecuteProcess(
                 name="policy_server",
                 cmd=["robot-learning", "serve", "--policy", policy, "--port", port],
@@ -43,6 +45,8 @@ def generate_launch_description():
                         "task": LaunchConfiguration("task"),
                         "variant": LaunchConfiguration("variant"),
                         "seed": LaunchConfiguration("seed"),
+                        "cameras": LaunchConfiguration("cameras"),
+                        "image_size": LaunchConfiguration("image_size"),
                     },
                 ],
             ),

@@ -105,13 +105,16 @@ class EpisodeRunner(Node):
         self.recording = False
         if not done:
             raise TimeoutError(f"episode {episode} did not finish within {timeout_s} s")
-        return {
+        record = {
             "index": episode,
             "seed": reply["seed"],
             "success": bool(status["success"]),
             "length": int(status["steps"]),
             "late_commands": int(status.get("late_commands", 0)),
         }
+        if "instruction" in status:  # language tasks: what the robot was asked to do
+            record["instruction"] = str(status["instruction"])
+        return record
 
 
 def main(argv: list[str] | None = None) -> None:

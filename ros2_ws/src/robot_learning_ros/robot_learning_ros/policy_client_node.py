@@ -206,7 +206,12 @@ class PolicyClientNode(Node):
     def _safety_config(self, path: str, mode: str, hz: float, stale_periods: float) -> SafetyConfig:
         config = SafetyConfig.from_yaml(path) if path else SafetyConfig.for_sim(mode, hz)  # type: ignore[arg-type]
         if not config.stale_obs_max_age_s:
-            ages = {name: stale_periods / hz for name in self.obs_spec.names()}
+            # sensor streams must be fresh; an instruction holds until a new one is published
+            ages = {
+                name: stale_periods / hz
+                for name, spec in self.obs_spec.items()
+                if spec.kind != "language"
+            }
             config = replace(config, stale_obs_max_age_s=ages)
         return config
 

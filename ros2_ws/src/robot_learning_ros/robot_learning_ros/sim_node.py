@@ -110,6 +110,9 @@ class SimNode(Node):
         self._ready = threading.Event()
         self._publishers_ready = threading.Event()
         self._error: BaseException | None = None
+        self.language: list[str] = []  # language features of the task (set once connected)
+        self._instruction: str | None = None
+        self.pub_instruction: Any = None
         self._thread = threading.Thread(target=self._run, name="sim-step", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -132,6 +135,12 @@ class SimNode(Node):
             )
             for cam in self.cameras
         }
+        # the task's instruction, as an operator would publish it: latched, once per change
+        self.pub_instruction = (
+            self.create_publisher(String, topics.INSTRUCTION, STATUS_QOS) if self.language else None
+        )
+        with self._lock:  # the first episode was reset before this publisher existed
+            self._publish_instruction()
         self.pub_tactile = {
             side: self.create_publisher(Image, topics.tactile_topic(side), SENSOR_QOS)
             for side in ("left", "right")
@@ -194,7 +203,16 @@ class SimNode(Node):
             "success": False,
             "late_commands": self.late_commands,
         }
+        if self.language:  # what the task asks for, so a runner can log and check it
+            self._instruction = str(self.robot.get_observation().values[self.language[0]])
+            self._status["instruction"] = self._instruction
+            self._publish_instruction()
         self._publish_status()
+
+    def _publish_instruction(self) -> None:
+        """The episode's instruction, before its first observation (none before start-up)."""
+        if self.pub_instruction is not None and self._instruction is not None:
+            self.pub_instruction.publish(String(data=self._instruction))
 
     # ---- stepping ------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -203,6 +221,8 @@ class SimNode(Node):
     def _run(self) -> None:
         try:
             self.robot.connect()
+            spec = self.robot.observation_spec()
+            self.language = [name for name, f in spec.items() if f.kind == "language"]
             self._reset_episode(self.seed)
         except BaseException as exc:
             self._error = exc

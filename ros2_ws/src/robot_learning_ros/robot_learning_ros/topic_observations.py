@@ -33,9 +33,9 @@ from robot_learning_ros.conversions import (
     joint_velocities,
     pose_values,
 )
-from robot_learning_ros.qos import SENSOR_QOS
+from robot_learning_ros.qos import SENSOR_QOS, STATUS_QOS
 
-Decoder = Callable[[Any], np.ndarray]
+Decoder = Callable[[Any], "np.ndarray | str"]  # str: language features
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def source_for(
             lambda m: image_array(m, encodings=("32FC1",)).reshape(spec.shape),
         )
     if spec.kind == "language":
-        return Source(feature, topic or "/instruction", String, lambda m: np.asarray(str(m.data)))
+        return Source(feature, topic or topics.INSTRUCTION, String, lambda m: str(m.data))
     raise MessageError(
         f"no topic known for feature {feature!r} ({spec.kind}); give one with "
         f"topic_overrides: ['{feature}=/some/topic']"
@@ -163,11 +163,14 @@ class TopicObservations:
             types = {s.msg_type for s in sources}
             if len(types) != 1:
                 raise MessageError(f"topic {topic} is mapped to features of different types")
+            # an instruction is state, not a sample stream: latched, so one published before
+            # this node started (or once by an operator) is still received
+            latched = all(spec[src.feature].kind == "language" for src in sources)
             node.create_subscription(
                 sources[0].msg_type,
                 topic,
                 lambda msg, t=topic: self._on_message(t, msg),
-                SENSOR_QOS,
+                STATUS_QOS if latched else SENSOR_QOS,
             )
         if trigger_topic not in by_topic:
             self.sources[trigger_topic] = []
@@ -239,7 +242,11 @@ class TopicObservations:
     def synced(self, tolerance_s: float) -> bool:
         """Every feature has a message at most ``tolerance_s`` older than the trigger's."""
         floor = self.trigger_stamp - tolerance_s
-        return all(self.stamps.get(name, -1.0) >= floor for name in self.spec.names())
+        return all(
+            self.stamps.get(name, -1.0) >= floor
+            for name, spec in self.spec.items()
+            if spec.kind != "language"  # the instruction holds until a new one is published
+        )
 
     def wait_newer(
         self, after: float, timeout_s: float, tolerance_s: float = 0.0, sync_wait_s: float = 0.0

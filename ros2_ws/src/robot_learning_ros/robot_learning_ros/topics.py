@@ -11,6 +11,8 @@ from __future__ import annotations
 JOINT_STATES = "/joint_states"
 TCP_POSE = "/tcp_pose"
 EPISODE_STATUS = "/sim/episode"
+# the task instruction for language-conditioned policies (std_msgs/String, latched: STATUS_QOS)
+INSTRUCTION = "/instruction"
 DEFAULT_CONTROLLER = "joint_trajectory_controller"
 GRIPPER_JOINT = "gripper"  # closure 0 (open) .. 1 (closed)
 
