@@ -124,6 +124,35 @@ def test_bad_view_arguments_exit_2_with_one_line(
     assert not (tmp_path / "v.mp4").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["bringup", "missing.yaml", "--arg", "policy"], "--arg"),
+        (
+            ["eval", "--policy", "missing", "--task", "lift", "--episodes", "1"]
+            + ["--task-opt", "=heldout"],
+            "--task-opt",
+        ),
+        (
+            ["collect", "--robot", "sim:lift", "--teleop", "scripted", "--episodes", "1"]
+            + ["--out", "unused", "--teleop-opt", "speed"],
+            "--teleop-opt",
+        ),
+    ],
+)
+def test_key_value_options_name_the_option_and_the_form(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    option: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(capsys, argv)
+    assert f"{option} " in line and "expected KEY=VALUE, e.g." in line
+    assert not (tmp_path / "unused").exists()
+
+
 def test_python_dash_m_entry_point() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     proc = subprocess.run(

@@ -74,6 +74,20 @@ def print_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def key_values(items: list[str], option: str, example: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; an item without ``KEY=`` is a CLIError.
+
+    ``option`` (e.g. ``--arg``) and ``example`` (e.g. ``speed=0.3``) go into the error message.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"{option} {item!r}: expected KEY=VALUE, e.g. {example}")
+        out[key.strip()] = value
+    return out
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"HxW"`` -> ``(H, W)``; used as an argparse ``type`` so bad sizes are usage errors."""
     parts = text.lower().split("x")

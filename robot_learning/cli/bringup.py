@@ -18,7 +18,7 @@ from typing import Any
 
 from robot_learning.bringup.config import BringupConfigError, load_config
 from robot_learning.bringup.supervisor import Supervisor, process_command
-from robot_learning.cli import CLIError
+from robot_learning.cli import CLIError, key_values
 
 LOG = logging.getLogger(__name__)
 
@@ -52,19 +52,9 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_args_overrides(values: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise CLIError(f"--arg {value!r}: expected KEY=VALUE")
-        out[key] = val
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config, parse_args_overrides(args.arg))
+        config = load_config(args.config, key_values(args.arg, "--arg", "policy=runs/lift"))
         commands = [
             {"name": spec.name, "argv": process_command(config, spec)[0]}
             for spec in config.processes

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robot_learning.cli import CLIError
+from robot_learning.cli import CLIError, key_values
 
 if TYPE_CHECKING:
     from drivers.interfaces import Robot, TeleopDevice
@@ -85,10 +85,9 @@ def build_teleop(args: argparse.Namespace, robot: Robot) -> TeleopDevice:
 def parse_teleop_options(items: list[str]) -> dict[str, Any]:
     """``["speed=0.3", "port=/dev/ttyUSB0"]`` -> ``{"speed": 0.3, "port": "/dev/ttyUSB0"}``."""
     options: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise CLIError(f"--teleop-opt {item!r}: expected KEY=VALUE, e.g. speed=0.3")
+    for key, text in key_values(items, "--teleop-opt", "speed=0.3").items():
+        if not key.isidentifier():
+            raise CLIError(f"--teleop-opt {key}={text}: {key!r} is not an option name")
         value: Any = text
         for convert in (int, float):
             try:
@@ -98,7 +97,7 @@ def parse_teleop_options(items: list[str]) -> dict[str, Any]:
                 continue
         if text.lower() in ("true", "false"):
             value = text.lower() == "true"
-        options[key.strip()] = value
+        options[key] = value
     return options
 
 

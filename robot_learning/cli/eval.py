@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robot_learning.cli import PROGRESS, CLIError, positive_int, print_json
+from robot_learning.cli import PROGRESS, CLIError, key_values, positive_int, print_json
 
 if TYPE_CHECKING:
     from robot_learning.eval.result import EpisodeRecord, EvalResult
@@ -166,12 +166,7 @@ def check_task_options(task: str, items: list[str]) -> dict[str, str]:
 
     from robot_learning.sim.tasks import TASKS, make_task
 
-    options: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CLIError(f"--task-opt {item!r}: expected KEY=VALUE, e.g. phrasing=heldout")
-        options[key] = value
+    options = key_values(items, "--task-opt", "phrasing=heldout")
     if not options:
         return options
     accepted = [p for p in inspect.signature(TASKS.get(task)).parameters if p != "self"]
