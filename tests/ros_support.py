@@ -93,6 +93,10 @@ class Processes:
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
+                # a node that ignores the signal: its thread stacks go to its log, then it is killed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(1.0)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         return int(proc.returncode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -136,3 +137,16 @@ def test_recorder_names_the_silent_topics_it_waits_for(tmp_path: Path) -> None:
     assert "no steps" in stopped.message and "joint_pos (/joint_states)" in stopped.message
     with EpisodeStore.open(store_path) as store:
         assert store.n_episodes == 0
+
+
+def test_a_node_started_with_sigint_ignored_still_stops_on_sigint(tmp_path: Path) -> None:
+    """Background jobs inherit SIGINT ignored; a node must stop on it anyway, cleanly."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child
+    try:
+        with processes(tmp_path) as procs:
+            procs.start_node("recorder", "recorder_node", "-p", f"store:={tmp_path / 'store'}")
+            wait_for(lambda: "recording" in procs.output("recorder"), 60, "the recorder to start")
+            assert procs.stop("recorder", signal.SIGINT, timeout_s=10.0) == 0
+            assert "Thread 0x" not in procs.output("recorder")  # no stack dump: it was not hung
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -100,6 +101,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
     use_robot_learning_transports()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # a node started from a background job inherits SIGINT ignored, and Python then leaves it
+    # ignored: Ctrl-C (or a launcher's SIGINT) must still stop it
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a node hangs
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     node: Node | None = None
     try:
         node = factory()
