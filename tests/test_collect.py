@@ -142,6 +142,32 @@ def chunk_files(store: EpisodeStore, key: str) -> int:
     return sum(1 for p in (store.root / "data" / key).rglob("*") if p.is_file() and "c" in p.parts)
 
 
+def test_recovery_episodes_start_recording_after_an_unrecorded_missed_grasp(
+    tmp_path: Path,
+) -> None:
+    robot = make_robot("sim:lift", cameras=(), control_hz=10.0)
+    teleop = make_teleop("scripted", robot=robot, recovery_prob=1.0)
+    assert isinstance(robot, SimRobot) and isinstance(teleop, ScriptedTeleop)
+    with robot, teleop, new_store(tmp_path / "s.zarr", robot) as store:
+        cfg = SessionConfig(
+            episodes=2, max_steps=75, fps=10.0, realtime=False, task="lift", seed=1,
+            successes_only=True, auto_save=True,
+        )  # fmt: skip
+        stats = CollectSession(robot, teleop, store, cfg).run()
+        assert stats.episodes_saved == 2
+        for index in range(2):
+            episode = store.read_episode(index)
+            # the first recorded observation already shows the closed gripper and the cube down
+            assert episode["gripper_pos"][0].max() > 0.5 * episode["gripper_pos"].max()
+            assert episode["object_pos"][0][2] < 0.03
+            # the recording shows the gripper opening (the recovery), then closing on the cube
+            opened = int(np.argmin(episode["action"][:, 6]))
+            assert episode["action"][opened, 6] < 0.5 < episode["action"][-1, 6]
+    push = make_robot("sim:push", cameras=())
+    with push, pytest.raises(ValueError, match="pick task"):
+        make_teleop("scripted", robot=push, recovery_prob=0.5).connect()
+
+
 def test_discard_and_rerecord_leave_no_trace(
     tmp_path: Path, sim: tuple[SimRobot, ScriptedTeleop]
 ) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from robot_learning.sim.env import ManipulationEnv
 from robot_learning.sim.experts import ExpertConfig, expert_action, make_expert
+from robot_learning.sim.experts.lift import RELEASE, PickExpert
 
 log = logging.getLogger(__name__)
 TASKS = ["lift", "push", "insert", "pick_language"]
@@ -61,3 +62,36 @@ def test_expert_noise_is_configurable_and_still_succeeds() -> None:
 
 def test_expert_drives_joint_control_mode() -> None:
     assert success_rate("lift", "default", episodes=5, control_mode="joint") >= 0.8
+
+
+def pick_episode(offset: np.ndarray | None) -> tuple[bool, int, list[int], list[float]]:
+    """One lift episode at 10 Hz (seed 4); the first grasp aimed ``offset`` beside the cube."""
+    env = ManipulationEnv(task="lift", control_hz=10.0)
+    expert = make_expert("lift")
+    assert isinstance(expert, PickExpert)
+    env.reset(seed=4)
+    expert.reset(seed=4)
+    if offset is not None:
+        expert.aim_off(offset)
+    phases, closure = [], []
+    done = False
+    while not done:
+        if expert.attempts == 1:
+            expert.memory.pop("aim_offset", None)  # only the first grasp is aimed off
+        _, _, terminated, truncated, info = env.step(expert_action(env, expert))
+        phases.append(expert.phase)
+        closure.append(float(env.privileged_state()["gripper"]))
+        done = terminated or truncated
+    return bool(info["is_success"]), expert.attempts, phases, closure
+
+
+def test_pick_expert_notices_a_missed_grasp_and_picks_again() -> None:
+    success, attempts, phases, _ = pick_episode(None)
+    assert success and attempts == 1 and RELEASE not in phases
+    angle = 2.09  # 3 cm beside the cube, between the fingers' closing directions
+    beside = 0.03 * np.array([np.cos(angle), np.sin(angle)])
+    success, attempts, phases, closure = pick_episode(beside)
+    assert success and attempts == 2
+    released = phases.index(RELEASE)
+    assert closure[released - 1] > 0.5  # closed on nothing ...
+    assert min(closure[released:]) < 0.2  # ... then opened again before the second grasp

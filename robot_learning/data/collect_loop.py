@@ -127,8 +127,9 @@ class CollectSession:
         stats.episode = self.store.n_episodes
         stats.step = 0
         stats.phase = "recording"
-        obs = self.robot.reset(seed=seed)
-        self.teleop.reset(seed=seed)
+        self.robot.reset(seed=seed)
+        self.teleop.reset(seed=seed)  # may move the robot (a leader arm homing, a pre-roll)
+        obs = self.robot.get_observation()
         instruction = str(getattr(self.robot, "instruction", "") or self.config.task)
         writer = self.store.new_episode(
             task=self.config.task,
