@@ -1,6 +1,6 @@
 """``robot-learning demo`` end to end, small: real collection, training, eval, ROS 2 loop, report.
 
-The figures are meaningless at this size (4 demonstrations, a few dozen training steps); what is
+The figures are meaningless at this size (4 demonstrations, 120 training steps); what is
 checked is the pipeline: every stage runs the real command, the report shows exactly what
 ``eval`` and the ROS 2 loop produced, a re-run keeps finished stages, a changed setting is
 refused instead of mixed into an existing store, and Ctrl-C during training leaves a run that
@@ -72,13 +72,32 @@ def run_demo(cmd: list[str], timeout_s: float = 600) -> subprocess.CompletedProc
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=demo_env())
 
 
-def test_demo_runs_every_stage_and_the_report_shows_what_the_commands_printed(
+@pytest.mark.timeout(600)  # five demo runs in one; about 3 minutes on 2 idle cores
+def test_demo_stops_on_ctrl_c_resumes_runs_every_stage_and_reports_what_commands_printed(
     tmp_path: Path,
 ) -> None:
+    """One demo directory through its life: Ctrl-C in training, resume to the end, re-run,
+    a refused change, SIGTERM in the ROS 2 loop (one collection and training serve all)."""
     out = tmp_path / "demo"
-    recipe = small_recipe(tmp_path, steps=30, checkpoint_every=10)
-    done = run_demo(demo_command(out, recipe, "--json"))
+    recipe = small_recipe(tmp_path, steps=120, checkpoint_every=5)
+    cmd = demo_command(out, recipe)
+    code, err = interrupt_when(
+        cmd, (out / "policy" / "train_state").exists, signal.SIGINT, "a training checkpoint"
+    )
+    assert code == 130, err[-3000:]
+    assert "stopped; run the same command again to resume" in err
+    assert not (out / "stages" / "train.json").exists()
+    metrics = (out / "policy" / "metrics.jsonl").read_text().splitlines()
+    stopped_at = json.loads(metrics[-1])["step"]
+    assert 0 < stopped_at < 120
+
+    # the same command again: collection kept, training resumed where it stopped, then the rest
+    done = run_demo([*cmd, "--json"])
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "[1/5] collect: done in an earlier run, kept" in done.stderr
+    assert "resuming the training" in done.stderr
+    first = json.loads((out / "policy" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["step"] <= stopped_at  # the log continues the interrupted run's
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     for n, stage in enumerate(("collect", "train", "eval", "ros2", "report"), 1):
         assert f"[{n}/5] {stage}:" in done.stderr
@@ -87,7 +106,7 @@ def test_demo_runs_every_stage_and_the_report_shows_what_the_commands_printed(
     collect = json.loads((out / "stages" / "collect.json").read_text())["result"]
     assert collect["episodes"] == 4 and collect["steps"] > 4 * 10
     train = json.loads((out / "stages" / "train.json").read_text())["result"]
-    assert train["steps"] == 30 and (out / "policy" / "model.safetensors").is_file()
+    assert train["steps"] == 120 and (out / "policy" / "model.safetensors").is_file()
     # the report's numbers are the eval command's own output (eval.json) and the ROS 2 loop's
     page = (out / "report" / "index.html").read_text()
     rows = {r["name"]: r for r in summary["summary"]}
@@ -116,48 +135,23 @@ def test_demo_runs_every_stage_and_the_report_shows_what_the_commands_printed(
     assert all(v.with_suffix(".png").is_file() for v in videos)
     assert all(f'src="videos/{v.name}"' in page for v in videos)
 
-    # a second run keeps every finished stage (and only rebuilds the report)
-    again = run_demo(demo_command(out, recipe))
+    # a third run keeps every finished stage (and only rebuilds the report)
+    again = run_demo(cmd)
     assert again.returncode == 0, again.stderr[-3000:]
     for n, stage in enumerate(("collect", "train", "eval", "ros2"), 1):
         assert f"[{n}/5] {stage}: done in an earlier run, kept" in again.stderr
     assert "eval (train)" in again.stdout and "ROS 2 loop (train)" in again.stdout
     # more demonstrations for an existing store: refused, nothing is mixed or lost
-    changed = run_demo([*demo_command(out, recipe), "--demos", "5"])
+    changed = run_demo([*cmd, "--demos", "5"])
     assert changed.returncode == 1
     assert "was collected with other settings (demos: 4 -> 5)" in changed.stderr
     assert "--fresh" in changed.stderr and "Traceback" not in changed.stderr
-
-
-def test_ctrl_c_and_sigterm_stop_cleanly_and_the_next_run_resumes(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    recipe = small_recipe(tmp_path, steps=200, checkpoint_every=5)
-    cmd = demo_command(out, recipe)
-    code, err = interrupt_when(
-        cmd, (out / "policy" / "train_state").exists, signal.SIGINT, "a training checkpoint"
-    )
-    assert code == 130, err[-3000:]
-    assert "stopped; run the same command again to resume" in err
-    assert not (out / "stages" / "train.json").exists()
-    metrics = (out / "policy" / "metrics.jsonl").read_text().splitlines()
-    stopped_at = json.loads(metrics[-1])["step"]
-    assert 0 < stopped_at < 200
-
-    # the same command again: collection kept, training resumed where it stopped
-    again = run_demo([*cmd, "--eval-episodes", "1"])
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "[1/5] collect: done in an earlier run, kept" in again.stderr
-    assert "resuming the training" in again.stderr
-    first = json.loads((out / "policy" / "metrics.jsonl").read_text().splitlines()[0])
-    assert first["step"] <= stopped_at  # the log continues the interrupted run's
-    train = json.loads((out / "stages" / "train.json").read_text())["result"]
-    assert train["steps"] == 200
 
     # SIGTERM (a job supervisor stopping it) during the ROS 2 loop: every process it started
     # for the loop (server, sim node, client node, episode runner, bringup) is gone after
     domain = cmd[cmd.index("--ros-domain-id") + 1]
     code, err = interrupt_when(
-        [*cmd, "--eval-episodes", "1", "--ros-episodes", "3"],
+        [*cmd, "--ros-episodes", "3"],
         lambda: any("policy_client_node" in c for c in processes_in_domain(domain)),
         signal.SIGTERM,
         "the ROS 2 loop's client node",
