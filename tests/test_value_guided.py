@@ -210,7 +210,10 @@ def test_instructions_are_embedded_deterministically_and_feed_the_critic() -> No
     q = QFunction(config, norm)
     obs = {"state": np.zeros((3, 2, 3), np.float32), "task": texts}
     scores = q.score(obs, np.zeros((3, 5, 2), np.float32))
-    assert scores.shape == (3,) and scores[0] == scores[1] and scores[0] != scores[2]
+    assert scores.shape == (3,)
+    # equal inputs score equally up to float rounding (rows of one batch may take other kernels)
+    assert np.isclose(scores[0], scores[1], rtol=1e-5, atol=1e-6)
+    assert not np.isclose(scores[0], scores[2], rtol=1e-5, atol=1e-6)
 
 
 def test_offline_critic_ranks_successful_actions_above_failed_ones_on_held_out_windows(
