@@ -411,10 +411,13 @@ def test_rl_command_trains_evaluates_and_its_policy_serves_like_any_other(tmp_pa
     out = tmp_path / "run"
     common = ["--base", str(base_dir), "--task", "lift", "--algo", "ppo", "--out", str(out)]
     small = ["--num-envs", "2", "--env-steps", "128", "--eval-episodes", "2", "--base-steps", "1"]
+    small += ["--episode-steps", "8"]
     done = run_cli("rl", *common, *small, "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["env_steps"] >= 128
+    # training episodes are cut at 8 steps: 64 steps per env make at least 8 episodes each
+    assert summary["training_episodes"] >= 16
     assert set(summary["eval"]) == {
         "base_train",
         "residual_train",
@@ -509,3 +512,7 @@ def test_settings_are_overridden_by_name_with_their_types_and_bad_ones_are_named
         config.override("train.steps", "1")
     with pytest.raises(ValueError, match=r"sac\.num_q=two"):
         config.override("sac.num_q", "two")
+    with pytest.raises(ValueError, match="use --reward sparse"):
+        RLConfig(algo="sac", reward="progress").validate()
+    with pytest.raises(ValueError, match="episode_steps must be >= 1"):
+        RLConfig(episode_steps=0).validate()

@@ -227,6 +227,33 @@ def test_progress_reward_pays_only_for_moving_toward_the_goal() -> None:
     assert abs(sum(held)) < 0.05 and envs["shaped"].step(hold)[1] > 0.3
 
 
+def test_insert_observes_the_peg_in_the_hole_frame_and_reads_inside_the_hole_on_success() -> None:
+    """``peg_in_hole`` is the peg centre in the hole body's frame (MuJoCo's own rotation),
+    shifted to the rim and the peg's bottom; the expert's success reads as inside the hole."""
+    from robot_learning.sim.tasks.insert import HOLE_DEPTH, HOLE_HALF, INSERT_DEPTH, PEG_HALF_LENGTH
+
+    env = ManipulationEnv(task="insert")
+    expert = make_expert("insert")
+    obs, _ = env.reset(seed=5)
+    expert.reset()
+    for step in range(200):
+        hole = env.model.body("hole").id
+        peg = env.data.xpos[env.model.body("peg").id]
+        local = env.data.xmat[hole].reshape(3, 3).T @ (peg - env.data.xpos[hole])
+        expected = local - np.array([0.0, 0.0, HOLE_DEPTH + PEG_HALF_LENGTH])
+        np.testing.assert_allclose(obs["peg_in_hole"], expected, atol=1e-5)
+        assert abs(obs["peg_yaw_error"][0]) <= np.pi / 4 + 1e-6
+        if step == 0:
+            assert np.hypot(*obs["peg_in_hole"][:2]) > 0.05  # the peg starts away from the hole
+        obs, _, terminated, _, info = env.step(expert_action(env, expert))
+        if terminated:
+            break
+    assert info["is_success"]
+    x, y, z = obs["peg_in_hole"]
+    assert np.hypot(x, y) < HOLE_HALF and z <= -INSERT_DEPTH
+    assert abs(obs["peg_yaw_error"][0]) < np.radians(5)
+
+
 def test_language_instruction_is_part_of_the_observation() -> None:
     env = ManipulationEnv(task="pick_language")
     seen = set()

@@ -53,6 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "shaping: pays only for moving toward the goal)",
     )
     p.add_argument("--num-envs", type=positive_int, default=8)
+    p.add_argument(
+        "--episode-steps",
+        type=positive_int,
+        metavar="STEPS",
+        help="time limit of training episodes (default: the task's); evaluations keep the "
+        "task's limit. A limit near the expert's episode length stops failed attempts early, "
+        "so more episodes fit in the budget",
+    )
     p.add_argument("--minutes", type=positive_float, default=60.0, help="wall-clock budget")
     p.add_argument("--env-steps", type=positive_int, default=2_000_000, help="env step budget")
     p.add_argument(
@@ -121,6 +129,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
         variant=variant,
         reward=args.reward,
         num_envs=args.num_envs,
+        episode_steps=args.episode_steps,
         total_env_steps=args.env_steps,
         budget_minutes=args.minutes,
         seed=args.seed,

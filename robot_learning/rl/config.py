@@ -57,6 +57,7 @@ class RLConfig:
     variant: str = "train"
     reward: str = "sparse"
     num_envs: int = 8
+    episode_steps: int | None = None  # time limit of training episodes (None: the task's)
     total_env_steps: int = 1_000_000
     budget_minutes: float = 60.0
     seed: int = 0
@@ -75,8 +76,16 @@ class RLConfig:
             raise ValueError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}; valid: {', '.join(REWARDS)}")
+        if self.algo == "sac" and self.reward != "sparse":
+            raise ValueError(
+                f"--reward {self.reward} with sac: the demonstration half of each batch carries "
+                "the sparse task reward (the store keeps no shaping), so online transitions must "
+                "too; use --reward sparse"
+            )
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.episode_steps is not None and self.episode_steps < 1:
+            raise ValueError(f"episode_steps must be >= 1, got {self.episode_steps}")
         if self.budget_minutes <= 0 or self.total_env_steps < 1:
             raise ValueError("budget_minutes and total_env_steps must be positive")
         self.residual.validate()

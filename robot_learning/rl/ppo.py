@@ -115,6 +115,7 @@ def train_ppo(
         variant=config.variant,
         reward=config.reward,
         seed=int(np_rng.integers(2**31)),
+        max_steps=config.episode_steps,
     )
     iteration = book.updates
     try:

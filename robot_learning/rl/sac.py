@@ -150,6 +150,7 @@ def train_sac(
         variant=config.variant,
         reward=config.reward,
         seed=int(np_rng.integers(2**31)),
+        max_steps=config.episode_steps,
     )
     owed = 0.0
     stats: dict[str, float] = {}

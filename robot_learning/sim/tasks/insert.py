@@ -91,6 +91,16 @@ class InsertTask(Task):
             "object_quat": FeatureSpec((4,), "float32", "lowdim", description="peg wxyz"),
             "hole_pos": FeatureSpec((3,), "float32", "lowdim", description="hole rim centre, m"),
             "hole_quat": FeatureSpec((4,), "float32", "lowdim", description="hole wxyz"),
+            "peg_in_hole": FeatureSpec(
+                (3,),
+                "float32",
+                "lowdim",
+                names=("x", "y", "z"),
+                description="peg axis and bottom relative to the hole rim centre, hole frame, m",
+            ),
+            "peg_yaw_error": FeatureSpec(
+                (1,), "float32", "lowdim", description="peg yaw minus hole yaw, mod 90 deg, rad"
+            ),
         }
 
     def hole_pose(self, model: mujoco.MjModel) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +116,23 @@ class InsertTask(Task):
             "object_quat": peg_quat.astype(np.float32),
             "hole_pos": hole_pos.astype(np.float32),
             "hole_quat": hole_quat.astype(np.float32),
+            "peg_in_hole": self.peg_in_hole(peg_pos, hole_pos, quat_yaw(hole_quat)),
+            "peg_yaw_error": np.array([self.yaw_error(model, data)], np.float32),
         }
+
+    @staticmethod
+    def peg_in_hole(peg_pos: np.ndarray, hole_pos: np.ndarray, hole_yaw: float) -> np.ndarray:
+        """The peg's axis (x, y) and bottom (z) relative to the hole's rim centre, hole frame.
+
+        The error the insertion has to null, in the frame where it is judged: a policy reading it
+        needs no subtraction of two absolute poses at millimetre precision. ``z`` is negative
+        once the peg is in the hole; success is ``hypot(x, y) < 1.1 cm and z <= -2 cm``.
+        """
+        d = np.asarray(peg_pos, np.float64) - np.asarray(hole_pos, np.float64)
+        c, s = np.cos(hole_yaw), np.sin(hole_yaw)
+        return np.array(
+            [c * d[0] + s * d[1], -s * d[0] + c * d[1], d[2] - PEG_HALF_LENGTH], np.float32
+        )
 
     def _errors(self, model: mujoco.MjModel, data: mujoco.MjData) -> tuple[float, float]:
         """(lateral distance peg axis to hole axis, depth of the peg bottom below the rim)."""
