@@ -31,7 +31,7 @@ from robot_learning.rl.residual_policy import (
     save_residual,
 )
 from robot_learning.rl.sac import SACAgent, train_sac
-from robot_learning.specs import FeatureSpec, SpecDict
+from robot_learning.specs import FeatureSpec, SpecDict, SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 BIAS = 0.4  # the base's constant error: it settles 0.2 past the goal on each axis
@@ -201,7 +201,8 @@ def test_the_checkpoint_reloads_the_same_policy_and_refuses_mismatched_weights(
     from robot_learning.policies import CheckpointError, load_policy
 
     base = load_policy(base_dir)
-    policy = ResidualPolicy(base, ResidualConfig(base_inference_steps=1), base_dir=base_dir)
+    config = ResidualConfig(base_inference_steps=1, fine_scales={"object_pos": 0.01})
+    policy = ResidualPolicy(base, config, base_dir=base_dir)
     with torch.no_grad():
         for p in policy.actor.parameters():
             p.normal_(0, 0.5)
@@ -211,6 +212,7 @@ def test_the_checkpoint_reloads_the_same_policy_and_refuses_mismatched_weights(
     assert (out / "base" / "model.safetensors").is_file()
     loaded = load_policy(out)
     assert isinstance(loaded, ResidualPolicy) and loaded.base.inference_steps == 1
+    assert loaded.config.fine_scales == {"object_pos": 0.01}
     policy.reset()
     loaded.reset()
     np.testing.assert_allclose(loaded.predict_chunk(obs), policy.predict_chunk(obs), atol=1e-6)
@@ -219,6 +221,43 @@ def test_the_checkpoint_reloads_the_same_policy_and_refuses_mismatched_weights(
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_residual(out)
+
+
+def test_fine_scales_feed_saturating_copies_that_resolve_millimetres() -> None:
+    plain = ResidualPolicy(BiasedReacher(), ResidualConfig(intent_steps=1, fine_scales={}))
+    config = ResidualConfig(intent_steps=1, fine_scales={"pos": 0.01})
+    fine = ResidualPolicy(BiasedReacher(), config)
+    assert fine.feature_dim == plain.feature_dim + 2
+    pos = np.array([[0.0, 0.5], [0.001, 0.5]], np.float32)
+    batch = {"pos": pos[:, None], "goal": np.zeros((2, 1, 2), np.float32)}
+    chunk = fine.base_chunk(batch)
+    raw = fine.raw_features(batch, chunk)
+    np.testing.assert_array_equal(raw[:, :4], plain.raw_features(batch, chunk)[:, :4])
+    np.testing.assert_allclose(raw[:, 4:6], np.tanh(pos / 0.01), rtol=1e-6)
+    # a millimetre moves the fine copy by ~0.1 (the plain one by 0.001); far away it saturates
+    assert raw[1, 4] - raw[0, 4] > 0.09 and raw[0, 5] > 0.999
+    with pytest.raises(SpecError, match=r"\['vel'\] are not low-dim observations.*pos, goal"):
+        ResidualPolicy(BiasedReacher(), ResidualConfig(fine_scales={"vel": 0.01}))
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="fine_scales must be positive and finite"):
+            ResidualConfig(fine_scales={"pos": bad}).validate()
+
+
+def test_fine_scales_default_to_the_tasks_precision_scales_and_name_real_features() -> None:
+    from robot_learning.sim.tasks import TASKS, make_task
+
+    insert = RLConfig(task="insert")
+    insert.apply_task_defaults()
+    assert insert.residual.fine_scales == {"peg_in_hole": 0.005, "peg_yaw_error": 0.05}
+    chosen = RLConfig(task="insert")
+    chosen.override("residual.fine_scales", "")
+    chosen.apply_task_defaults()
+    assert chosen.residual.fine_scales == {}
+    for name in TASKS.names():
+        task = make_task(name)
+        features = task.observation_features()
+        assert set(task.precision_scales) <= set(features), name
+        assert all(features[k].kind == "lowdim" for k in task.precision_scales), name
 
 
 # ---- learning ------------------------------------------------------------------------------------
@@ -278,6 +317,44 @@ def test_sac_with_demonstrations_learns_to_cancel_the_base_error(tmp_path: Path)
     after = success_rate(policy)
     assert before < 0.1
     assert after >= 0.8, f"SAC success {before:.2f} -> {after:.2f} after {book.env_steps} steps"
+
+
+def test_the_sac_residual_penalty_pulls_the_deployed_residual_back_to_the_base() -> None:
+    rng = np.random.default_rng(0)
+    n = 128
+    batch = {
+        "features": torch.randn(n, 6),
+        "next_features": torch.randn(n, 6),
+        "residual": torch.as_tensor(rng.uniform(-1, 1, (n, 2)), dtype=torch.float32),
+        "reward": torch.zeros(n),
+        "done": torch.zeros(n),
+    }
+    modes = {}
+    for penalty in (0.0, 1.0):
+        torch.manual_seed(0)
+        policy = reach_policy("tanh")
+        with torch.no_grad():
+            policy.actor.body[-1].bias[:2] = 2.0  # the deployed residual starts near the bound
+        config = sac_config(0)
+        config.sac.residual_penalty, config.sac.lr = penalty, 1e-2
+        agent = SACAgent(policy, config)
+        for _ in range(100):
+            agent.update(batch, rng)
+        with torch.no_grad():
+            modes[penalty] = float(policy.actor.deterministic(batch["features"]).abs().mean())
+    assert modes[1.0] < 0.2 and modes[0.0] > 2 * modes[1.0] + 0.2, modes
+
+
+def test_online_only_sac_needs_no_demonstrations_and_learns_from_the_dense_reward(
+    tmp_path: Path,
+) -> None:
+    policy = reach_policy("tanh")
+    config = sac_config(6_000)
+    config.sac.demo_fraction = 0.0
+    config.validate()  # no demonstration store, and the reach reward is dense
+    book = train_sac(config, policy, tmp_path / "sac", resume=False, env=ReachEnv(policy, 8))
+    after = success_rate(policy)
+    assert after >= 0.8, f"online SAC success {after:.2f} after {book.env_steps} steps"
 
 
 # ---- resume ------------------------------------------------------------------------------------
@@ -411,7 +488,7 @@ def test_rl_command_trains_evaluates_and_its_policy_serves_like_any_other(tmp_pa
     out = tmp_path / "run"
     common = ["--base", str(base_dir), "--task", "lift", "--algo", "ppo", "--out", str(out)]
     small = ["--num-envs", "2", "--env-steps", "128", "--eval-episodes", "2", "--base-steps", "1"]
-    small += ["--episode-steps", "8"]
+    small += ["--episode-steps", "8", "--set", "residual.fine_scales=object_pos:0.01"]
     done = run_cli("rl", *common, *small, "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -441,6 +518,7 @@ def test_rl_command_trains_evaluates_and_its_policy_serves_like_any_other(tmp_pa
 
     policy = load_policy(out / "policy")
     assert isinstance(policy, ResidualPolicy) and policy.base.inference_steps == 1
+    assert policy.config.fine_scales == {"object_pos": 0.01}
     obs = lift_obs_batch(policy, batch=1, seed=3)
     policy.reset()
     local = policy.predict_chunk(obs)[0]
@@ -506,13 +584,26 @@ def test_settings_are_overridden_by_name_with_their_types_and_bad_ones_are_named
     config.override("ppo.normalize_reward", "false")
     assert config.ppo.lr_actor == 1e-4 and config.sac.num_q == 4
     assert config.residual.hidden == (64, 64) and config.ppo.normalize_reward is False
+    config.override("residual.fine_scales", "peg_in_hole:0.005, peg_yaw_error:5e-2")
+    assert config.residual.fine_scales == {"peg_in_hole": 0.005, "peg_yaw_error": 0.05}
+    config.override("residual.fine_scales", "none")
+    assert config.residual.fine_scales is None
+    with pytest.raises(ValueError, match="expected KEY:SCALE"):
+        config.override("residual.fine_scales", "peg_in_hole")
     with pytest.raises(ValueError, match="unknown field 'lr'; ppo has: rollout_steps"):
         config.override("ppo.lr", "1")
     with pytest.raises(ValueError, match="SECTION one of ppo, sac, residual"):
         config.override("train.steps", "1")
     with pytest.raises(ValueError, match=r"sac\.num_q=two"):
         config.override("sac.num_q", "two")
-    with pytest.raises(ValueError, match="use --reward sparse"):
-        RLConfig(algo="sac", reward="progress").validate()
+    with pytest.raises(ValueError, match="use --reward sparse, or train online only"):
+        RLConfig(algo="sac", reward="progress", demos="store").validate()
+    with pytest.raises(ValueError, match=r"needs --demos STORE \(demonstrations fill 50%"):
+        RLConfig(algo="sac").validate()
+    RLConfig(algo="sac", reward="progress", sac=SACConfig(demo_fraction=0.0)).validate()
+    with pytest.raises(ValueError, match=r"residual_penalty must be >= 0, got -1\.0"):
+        RLConfig(algo="sac", demos="store", sac=SACConfig(residual_penalty=-1.0)).validate()
+    with pytest.raises(ValueError, match=r"demo_fraction must be in \[0, 1\), got 1.0"):
+        RLConfig(algo="sac", demos="store", sac=SACConfig(demo_fraction=1.0)).validate()
     with pytest.raises(ValueError, match="episode_steps must be >= 1"):
         RLConfig(episode_steps=0).validate()

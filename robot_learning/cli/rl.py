@@ -41,7 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--algo", required=True, choices=("ppo", "sac"))
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--demos", help="demonstration store mixed into SAC batches (required for sac)")
+    p.add_argument(
+        "--demos",
+        help="demonstration store mixed into SAC batches (required for sac unless "
+        "--set sac.demo_fraction=0)",
+    )
     p.add_argument(
         "--variant", default="train", help="training domain randomization (default: train)"
     )
@@ -111,8 +115,6 @@ def cmd_rl(args: argparse.Namespace) -> int:
     task = check_task(args.task)
     variant = check_variant(args.variant)
     base_dir = check_policy_dir(args.base)
-    if args.algo == "sac" and not args.demos:
-        raise CLIError("--algo sac needs --demos STORE (demonstrations fill half of each batch)")
     if args.demos and not Path(args.demos).is_dir():
         raise CLIError(f"--demos {args.demos}: no such store")
     out = Path(args.out)
@@ -149,6 +151,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE")
             config.override(key.strip(), value.strip())
+        config.apply_task_defaults()
         config.validate()
     except ValueError as exc:
         raise CLIError(str(exc)) from exc

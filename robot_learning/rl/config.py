@@ -47,6 +47,10 @@ class SACConfig:
     demo_fraction: float = 0.5
     init_alpha: float = 0.01
     target_entropy_scale: float = 1.0  # target entropy = -scale * action_dim
+    # actor loss + penalty * |deterministic residual|^2: the residual leaves zero (the base) only
+    # where the critic's gain outweighs it, so critic noise cannot walk a delta-action residual
+    # to a constant offset that integrates into drift (see docs/rl.md for when it helps)
+    residual_penalty: float = 0.0
     critic_hidden: tuple[int, ...] = (256, 256)
 
 
@@ -76,12 +80,21 @@ class RLConfig:
             raise ValueError(f"unknown algo {self.algo!r}; valid: {', '.join(ALGOS)}")
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}; valid: {', '.join(REWARDS)}")
-        if self.algo == "sac" and self.reward != "sparse":
+        if self.algo == "sac" and self.reward != "sparse" and self.sac.demo_fraction > 0:
             raise ValueError(
-                f"--reward {self.reward} with sac: the demonstration half of each batch carries "
+                f"--reward {self.reward} with sac: the demonstration part of each batch carries "
                 "the sparse task reward (the store keeps no shaping), so online transitions must "
-                "too; use --reward sparse"
+                "too; use --reward sparse, or train online only (--set sac.demo_fraction=0)"
             )
+        if self.algo == "sac" and self.sac.demo_fraction > 0 and not self.demos:
+            raise ValueError(
+                "--algo sac needs --demos STORE (demonstrations fill "
+                f"{self.sac.demo_fraction:.0%} of each batch), or --set sac.demo_fraction=0"
+            )
+        if self.sac.residual_penalty < 0:
+            raise ValueError(f"sac.residual_penalty must be >= 0, got {self.sac.residual_penalty}")
+        if not 0 <= self.sac.demo_fraction < 1:
+            raise ValueError(f"sac.demo_fraction must be in [0, 1), got {self.sac.demo_fraction}")
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
         if self.episode_steps is not None and self.episode_steps < 1:
@@ -89,6 +102,14 @@ class RLConfig:
         if self.budget_minutes <= 0 or self.total_env_steps < 1:
             raise ValueError("budget_minutes and total_env_steps must be positive")
         self.residual.validate()
+
+    def apply_task_defaults(self) -> None:
+        """Fill what was left to the task: the residual's fine scales (its precision scales)."""
+        if self.residual.fine_scales is None:
+            from robot_learning.sim.tasks import TASKS
+
+            task = TASKS.get(self.task)
+            self.residual.fine_scales = dict(getattr(task, "precision_scales", {}))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -117,6 +138,8 @@ class RLConfig:
                 value: Any = text.lower() == "true"
             elif isinstance(current, tuple):
                 value = tuple(int(v) for v in text.split(",") if v)
+            elif name == "fine_scales":
+                value = None if text.lower() == "none" else _parse_scales(text)
             elif current is None:
                 value = None if text.lower() == "none" else int(text)
             else:
@@ -124,3 +147,14 @@ class RLConfig:
         except ValueError as exc:
             raise ValueError(f"--set {key}={text}: {exc}") from None
         setattr(section, name, value)
+
+
+def _parse_scales(text: str) -> dict[str, float]:
+    """``key:scale,key:scale`` (empty: none) as a dict."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, scale = item.partition(":")
+        if not sep or not key:
+            raise ValueError(f"expected KEY:SCALE[,KEY:SCALE...], got {item!r}")
+        out[key.strip()] = float(scale)
+    return out

@@ -65,7 +65,7 @@ class GaussianActor(nn.Module):
                 last.bias[action_dim:] = init_log_std
             self.log_std = None
         else:
-            self.log_std = nn.Parameter(torch.full((action_dim,), init_log_std))
+            self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
     def distribution(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.body(features)

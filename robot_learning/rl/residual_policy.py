@@ -6,6 +6,10 @@ Why it is built this way:
   fresh chunk every control step (``chunk_len = n_action_steps = 1``): the base's first action
   is the action to correct, and the next ``intent_steps`` actions tell the residual where the
   base is heading. RL rollouts use this very function, so what was trained is what is served.
+- Millimetre errors are invisible in features standardised over a whole workspace (1 mm of a
+  peg's offset is 0.01 standard deviations once the peg travels 10 cm), so keys named in
+  ``fine_scales`` are also fed as ``tanh(value / scale)``: steep near zero, saturated far
+  away, which resolves the error a precise task is judged on and gates itself by distance.
 - The correction is ``bound * squash(actor(features))`` with ``bound = residual_scale`` times
   half the action range, added to the (clipped) base action and clipped to the action limits:
   ``|combined - clip(base)| <= bound`` always holds, whatever the network outputs.
@@ -58,6 +62,8 @@ class ResidualConfig:
     init_log_std: float = -1.0  # initial exploration noise (log std, in bound units)
     residual_keys: tuple[str, ...] = field(default_factory=tuple)  # default: base's low-dim keys
     base_inference_steps: int | None = None  # the base's denoising steps (None: its own)
+    # low-dim keys also fed as tanh(value / scale); None: the task's precision scales
+    fine_scales: dict[str, float] | None = None
 
     def validate(self) -> None:
         if not 0 < self.residual_scale <= 1:
@@ -66,11 +72,15 @@ class ResidualConfig:
             raise ValueError(f"base_inference_steps must be >= 1, got {self.base_inference_steps}")
         if self.intent_steps < 1:
             raise ValueError(f"intent_steps must be >= 1, got {self.intent_steps}")
+        bad = {k: v for k, v in (self.fine_scales or {}).items() if not (v > 0 and v < np.inf)}
+        if bad:
+            raise ValueError(f"fine_scales must be positive and finite, got {bad}")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["hidden"] = list(self.hidden)
         out["residual_keys"] = list(self.residual_keys)
+        out["fine_scales"] = dict(self.fine_scales or {})
         return out
 
     @staticmethod
@@ -78,6 +88,7 @@ class ResidualConfig:
         values = dict(data)
         values["hidden"] = tuple(values.get("hidden", (256, 256)))
         values["residual_keys"] = tuple(values.get("residual_keys", ()))
+        values["fine_scales"] = {str(k): float(v) for k, v in values.get("fine_scales", {}).items()}
         cfg = ResidualConfig(**values)
         cfg.validate()
         return cfg
@@ -122,6 +133,14 @@ class ResidualPolicy(nn.Module, Policy):
                 f"has: {', '.join(base.observation_spec)}"
             )
         config.residual_keys = tuple(keys)
+        fine = dict(config.fine_scales or {})
+        lowdim = base.observation_spec.of_kind("lowdim")
+        if any(k not in lowdim for k in fine):
+            raise SpecError(
+                f"fine_scales keys {[k for k in fine if k not in lowdim]} are not low-dim "
+                f"observations of the base; it has: {', '.join(lowdim)}"
+            )
+        config.fine_scales = fine
         self.config = config
         self.intent_steps = min(config.intent_steps, base.chunk_len)
         self.observation_spec = base.observation_spec
@@ -132,7 +151,9 @@ class ResidualPolicy(nn.Module, Policy):
         self.control_hz = base.control_hz
         self.supports_prefix = False
         self.feature_dim = (
-            sum(base.observation_spec[k].size for k in keys) + self.intent_steps * self.action_dim
+            sum(base.observation_spec[k].size for k in keys)
+            + sum(base.observation_spec[k].size for k in fine)
+            + self.intent_steps * self.action_dim
         )
         self.feature_stats = feature_stats or RunningMeanStd((self.feature_dim,))
         self.actor = GaussianActor(
@@ -151,7 +172,8 @@ class ResidualPolicy(nn.Module, Policy):
         return np.asarray(self.base.predict_chunk(obs), np.float32)
 
     def raw_features(self, obs: Mapping[str, Any], chunk: np.ndarray) -> np.ndarray:
-        """Residual inputs before standardisation: newest low-dim obs + the base's intent.
+        """Residual inputs before standardisation: newest low-dim obs, their fine copies, and
+        the base's intent.
 
         Where the base has a fitted normalizer for a feature, its scaling is applied first, so
         metres and radians arrive at comparable magnitudes.
@@ -160,6 +182,9 @@ class ResidualPolicy(nn.Module, Policy):
         for key in self.config.residual_keys:
             value = torch.as_tensor(np.asarray(obs[key])[:, -1], dtype=torch.float32)
             parts.append(self._scaled(key, value).reshape(value.shape[0], -1))
+        for key, scale in (self.config.fine_scales or {}).items():
+            value = torch.as_tensor(np.asarray(obs[key])[:, -1], dtype=torch.float32)
+            parts.append(torch.tanh(value / scale).reshape(value.shape[0], -1))
         intent = torch.as_tensor(chunk[:, : self.intent_steps], dtype=torch.float32)
         parts.append(self._scaled(self.action_key, intent).reshape(intent.shape[0], -1))
         return torch.cat(parts, dim=-1).numpy()

@@ -2,9 +2,12 @@
 
 Follows ResFiT (Ankile et al. 2025) and RLPD (Ball et al. 2023): the frozen base acts, a
 tanh-squashed Gaussian residual is learned off-policy; every batch is ``demo_fraction``
-demonstration transitions (:mod:`.demos`) and the rest online; ``updates_per_step`` gradient
-updates per collected transition; clipped double-Q targets from two random ensemble members,
-the actor maximises the ensemble mean; the temperature is tuned to a target entropy.
+demonstration transitions (:mod:`.demos`) and the rest online (``demo_fraction=0``: online
+only, which also admits shaped rewards the demonstrations do not carry); ``updates_per_step``
+gradient updates per collected transition; clipped double-Q targets from two random ensemble
+members, the actor maximises the ensemble mean (less an optional penalty on the squared
+residual, so it leaves the base only where the critic says it pays); the temperature is tuned
+to a target entropy.
 Feature statistics are fitted on the demonstrations and the first online steps, then frozen,
 so stored transitions keep their meaning.
 """
@@ -94,6 +97,9 @@ class SACAgent:
         a, logp = actor.sample_tanh(x)
         q_pi = self.q(x, a).mean(0)
         actor_loss = (alpha * logp - q_pi).mean()
+        if cfg.residual_penalty:
+            mode = actor.bound(actor.distribution(x)[0])
+            actor_loss = actor_loss + cfg.residual_penalty * mode.pow(2).sum(-1).mean()
         self.actor_opt.zero_grad()
         actor_loss.backward()
         self.actor_opt.step()
@@ -126,22 +132,22 @@ def train_sac(
     demonstration store ``config.demos``.
     """
     cfg = config.sac
-    if demos is None and config.demos is None:
-        raise ValueError("SAC needs a demonstration store (demos)")
+    if cfg.demo_fraction > 0 and demos is None and config.demos is None:
+        raise ValueError("SAC needs a demonstration store (demos), or sac.demo_fraction=0")
     book = RunBook(out, config, resume)
     torch.manual_seed(config.seed)
     np_rng = np.random.default_rng(config.seed)
     agent = SACAgent(policy, config)
     online = ReplayBuffer(cfg.buffer_size, policy.feature_dim, policy.action_dim)
-    if demos is None:
+    if demos is None and cfg.demo_fraction > 0:
         assert config.demos is not None
         demos = demo_transitions(policy, config.demos)
     if resume and book.has_state():
         tensors, info = book.load(np_rng, lambda d: online.load(d / REPLAY_FILE))
         agent.load(tensors, info)
-    elif not agent.stats_frozen:
+    elif not agent.stats_frozen and demos is not None:
         policy.feature_stats.update(demos.data["features"][: len(demos)])
-    n_demo = round(cfg.batch_size * cfg.demo_fraction)
+    n_demo = round(cfg.batch_size * cfg.demo_fraction) if demos is not None else 0
     n_online = cfg.batch_size - n_demo
     env = env or ResidualVecEnv(
         policy,
@@ -178,7 +184,10 @@ def train_sac(
             owed += cfg.updates_per_step * config.num_envs
             while owed >= 1:
                 owed -= 1
-                batch = _mix(demos.sample(n_demo, np_rng), online.sample(n_online, np_rng))
+                batch = online.sample(n_online, np_rng)
+                if n_demo:
+                    assert demos is not None
+                    batch = _mix(demos.sample(n_demo, np_rng), batch)
                 stats = agent.update(batch, np_rng)
                 book.updates += 1
             book.report(stats)

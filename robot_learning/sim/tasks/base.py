@@ -8,7 +8,7 @@ the task's ``domain_randomize`` ranges.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
@@ -35,6 +35,9 @@ class Task(ABC):
     real_proxy_ranges: DRRanges = REAL_PROXY_RANGES
     object_bodies: tuple[str, ...] = ()
     colored_geoms: tuple[str, ...] = ()
+    # observation keys whose task-deciding errors are far below their range, with the scale of
+    # those errors: residual RL also feeds them as tanh(value / scale) (ResidualConfig)
+    precision_scales: ClassVar[dict[str, float]] = {}
 
     @abstractmethod
     def build(self, spec: mujoco.MjSpec) -> None:
